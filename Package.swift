@@ -1,0 +1,113 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "gatehouse",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries: a link line and headers each, no Swift, no policy.
+        .systemLibrary(
+            name: "CGatehouseOpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CGatehouseArgon2",
+            pkgConfig: "libargon2",
+            providers: [.apt(["libargon2-dev"])]
+        ),
+        .systemLibrary(
+            name: "CGatehouseLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CGatehouseSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+
+        // libcrypto behind Swift types: keys, digests, MACs, signatures, randomness.
+        .target(name: "GatehouseCrypto", dependencies: ["CGatehouseOpenSSL"], swiftSettings: swiftSettings),
+        // Compact JWS, JWK/JWKS and the verifier. Depends on nothing but GatehouseCrypto.
+        .target(name: "GatehouseJOSE", dependencies: ["GatehouseCrypto"], swiftSettings: swiftSettings),
+        // Argon2id password hashing on a bounded pool.
+        .target(
+            name: "GatehousePassword",
+            dependencies: ["CGatehouseArgon2", "GatehouseCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        // The store protocol and its two implementations (embedded SQLite, PostgreSQL via libpq).
+        .target(
+            name: "GatehouseStore",
+            dependencies: ["CGatehouseSQLite", "CGatehouseLibPQ"],
+            swiftSettings: swiftSettings
+        ),
+        // gateway.conf: YAML through Yams' node API into one typed, validated value.
+        .target(
+            name: "GatehouseConfig",
+            dependencies: ["GatehouseJOSE", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatehouseIssuer",
+            dependencies: ["GatehouseJOSE", "GatehousePassword", "GatehouseStore", "GatehouseConfig"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatehouseGateway",
+            dependencies: ["GatehouseJOSE", "GatehouseConfig"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatehouseCommands",
+            dependencies: [
+                "GatehouseJOSE", "GatehouseConfig", "GatehouseIssuer", "GatehouseGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "gatehouse", dependencies: ["GatehouseCommands"], swiftSettings: swiftSettings),
+
+        // Benchmarks: run release-built, never as timed tests.
+        .executableTarget(
+            name: "gatehouse-bench-jose",
+            dependencies: ["GatehouseJOSE", "GatehouseCrypto"],
+            path: "bench/jose",
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "GatehouseCryptoTests", dependencies: ["GatehouseCrypto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GatehouseJOSETests",
+            dependencies: ["GatehouseJOSE", "GatehouseCrypto"],
+            resources: [.copy("Vectors")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "GatehousePasswordTests", dependencies: ["GatehousePassword"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GatehouseConfigTests",
+            dependencies: ["GatehouseConfig", "GatehouseJOSE"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseCommandsTests",
+            dependencies: ["GatehouseCommands", "GatehouseJOSE", "GatehouseCrypto"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// libcrypto for Swift. Only the OpenSSL 3 API; deprecated names stay hidden.
+#ifndef CGATEHOUSE_OPENSSL_SHIM_H
+#define CGATEHOUSE_OPENSSL_SHIM_H
+
+#define OPENSSL_API_COMPAT 30000
+#define OPENSSL_NO_DEPRECATED 1
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+// OPENSSL_free is a macro (it passes __FILE__/__LINE__), invisible to Swift.
+static inline void CGatehouseOpenSSL_free(void *pointer) {
+    OPENSSL_free(pointer);
+}
+
+// EVP_PKEY_KEYPAIR and EVP_PKEY_PUBLIC_KEY are composite macros Swift does not import.
+static inline int CGatehouseOpenSSL_keypair_selection(void) {
+    return EVP_PKEY_KEYPAIR;
+}
+
+static inline int CGatehouseOpenSSL_public_key_selection(void) {
+    return EVP_PKEY_PUBLIC_KEY;
+}
+
+#endif
