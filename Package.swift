@@ -74,12 +74,12 @@ let package = Package(
         .target(
             name: "GatehouseCommands",
             dependencies: [
-                "GatehouseJOSE", "GatehouseConfig", "GatehouseIssuer", "GatehouseGateway",
+                "GatehouseCrypto", "GatehouseJOSE", "GatehouseConfig", "GatehouseIssuer", "GatehouseGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "gatehouse", dependencies: ["GatehouseCommands"], swiftSettings: swiftSettings),
+        .executableTarget(name: "gatehouse", dependencies: ["GatehouseCommands"]),
 
         // Benchmarks: run release-built, never as timed tests.
         .executableTarget(

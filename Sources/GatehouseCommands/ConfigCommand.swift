@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import Foundation
+import GatehouseConfig
+import GatehouseJOSE
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Work with gateway.conf.", subcommands: [Check.self]
+    )
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a configuration and print the effective values, secrets masked. Exits 1 on an error."
+        )
+
+        @OptionGroup var config: ConfigOption
+
+        func run() async throws {
+            guard let path = self.config.resolvedPath else {
+                throw ValidationError("no configuration: pass --config PATH, set GATEHOUSE_CONFIG, or create ./gateway.conf")
+            }
+            let config: GatewayConfig
+            do {
+                config = try GatewayConfig.load(path: path)
+                for provider in config.verify.providers {
+                    if case .jwksURL = provider.keys { continue }
+                    _ = try provider.makeVerifier(issuerConfig: config.issuer, maxTokenBytes: config.verify.maxTokenBytes)
+                }
+                if let issuer = config.issuer { _ = try KeyFiles.loadPEM(issuer.signing.keyFile) }
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            print(EffectiveConfig(config).text)
+        }
+    }
+}
+
+/// The configuration as `config check` prints it: every value after defaults, secrets as `***`.
+struct EffectiveConfig {
+    let text: String
+
+    init(_ config: GatewayConfig) {
+        var lines = [
+            "# effective configuration of \(config.source)",
+            "listen: \(config.listen)", "admin_listen: \(config.adminListen)",
+            "shutdown_grace: \(Self.format(config.shutdownGrace))", "threads: \(config.threads)",
+            "max_connections: \(config.maxConnections)", "header_timeout: \(Self.format(config.headerTimeout))",
+            "idle_timeout: \(Self.format(config.idleTimeout))", "trusted_proxies: \(Self.list(config.trustedProxies))",
+            "log_format: \(config.logFormat.rawValue)",
+        ]
+        if let issuer = config.issuer {
+            lines += [
+                "issuer:", "  enabled: true", "  issuer: \(issuer.issuer)", "  audience: \(issuer.audience)",
+                "  access_token_ttl: \(Self.format(issuer.accessTokenTTL))", "  refresh_token_ttl: \(Self.format(issuer.refreshTokenTTL))",
+                "  refresh_reuse_interval: \(Self.format(issuer.refreshReuseInterval))",
+                "  signing: { alg: \(issuer.signing.algorithm.rawValue), key_file: \(issuer.signing.keyFile), previous_key_files: \(Self.list(issuer.signing.previousKeyFiles)) }",
+                "  login_limit: { failures: \(issuer.loginLimitFailures), window: \(Self.format(issuer.loginLimitWindow)) }",
+                "  database: \(Self.maskPassword(issuer.database))", "  default_role: \(issuer.defaultRole)",
+                "  argon2: { memory_kib: \(issuer.argon2.memoryKiB), iterations: \(issuer.argon2.iterations), parallelism: \(issuer.argon2.parallelism) }",
+                "  password_min_length: \(issuer.passwordMinLength)", "  refresh_secret: \(issuer.refreshSecret == nil ? "null" : "'***'")",
+                "  hash_queue: \(issuer.hashQueue)", "  auto_migrate: \(issuer.autoMigrate)", "  cookies: \(issuer.cookies)",
+                "  allowed_origins: \(Self.list(issuer.allowedOrigins))", "  revocation_secret: \(issuer.revocationSecret == nil ? "null" : "'***'")",
+            ]
+        } else {
+            lines += ["issuer: { enabled: false }"]
+        }
+        lines += ["verify:", "  providers:"]
+        for provider in config.verify.providers {
+            let keys: String
+            switch provider.keys {
+            case .local: keys = "local"
+            case .jwksURL(let url): keys = "{ jwks_url: \(url) }"
+            case .jwksFile(let path): keys = "{ jwks_file: \(path) }"
+            case .publicKeyFile(let path, let kid): keys = "{ public_key_file: \(path)\(kid.map { ", kid: \($0)" } ?? "") }"
+            case .secret(_, let kid): keys = "{ secret: '***', kid: \(kid) }"
+            }
+            let typ: String
+            switch provider.type {
+            case .any: typ = "any"
+            case .required(let value): typ = value
+            }
+            lines += [
+                "    - issuer: \(provider.issuer)", "      audience: \(provider.audience ?? "null")",
+                "      algorithms: \(Self.list(provider.algorithms.sorted().map(\.rawValue)))", "      keys: \(keys)",
+                "      typ: \(typ)", "      leeway: \(Self.format(provider.leeway))",
+            ]
+        }
+        lines += [
+            "  token_cache: { size: \(config.verify.tokenCacheSize) }", "  cookie: \(config.verify.cookie ?? "null")",
+            "  jwks_startup_timeout: \(Self.format(config.verify.jwksStartupTimeout))",
+            "  max_token_bytes: \(config.verify.maxTokenBytes)",
+        ]
+        switch config.verify.revocation {
+        case .off: lines.append("  revocation: { feed: off }")
+        case .postgres(let database): lines.append("  revocation: { feed: postgres, database: \(Self.maskPassword(database)) }")
+        case .poll(let url, _, let interval): lines.append("  revocation: { feed: poll, url: \(url), secret: '***', interval: \(Self.format(interval)) }")
+        }
+        lines.append(config.routes.isEmpty ? "routes: []" : "routes:")
+        for route in config.routes {
+            lines += [
+                "  - prefix: \(route.prefix)", "    upstream: \(route.upstream)", "    auth: \(route.auth.rawValue)",
+                "    any_role: \(Self.list(route.anyRole))", "    all_scopes: \(Self.list(route.allScopes))",
+                "    timeout: \(Self.format(route.timeout))", "    connect_timeout: \(Self.format(route.connectTimeout))",
+                "    allow_preflight: \(route.allowPreflight)", "    strip_prefix: \(route.stripPrefix)",
+                "    preserve_host: \(route.preserveHost)", "    forward_token: \(route.forwardToken)",
+            ]
+        }
+        self.text = lines.joined(separator: "\n")
+    }
+
+    private static func format(_ duration: Duration) -> String {
+        let milliseconds = Int64(duration.seconds * 1000)
+        if milliseconds % 86_400_000 == 0, milliseconds > 0 { return "\(milliseconds / 86_400_000)d" }
+        if milliseconds % 3_600_000 == 0, milliseconds > 0 { return "\(milliseconds / 3_600_000)h" }
+        if milliseconds % 60_000 == 0, milliseconds > 0 { return "\(milliseconds / 60_000)m" }
+        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
+        return "\(milliseconds)ms"
+    }
+
+    private static func list(_ values: [String]) -> String { "[" + values.joined(separator: ", ") + "]" }
+
+    /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; `password=…` likewise.
+    static func maskPassword(_ database: String) -> String {
+        if let scheme = database.range(of: "://"), let at = database[scheme.upperBound...].firstIndex(of: "@") {
+            let credentials = database[scheme.upperBound..<at]
+            if let colon = credentials.firstIndex(of: ":") {
+                return String(database[..<database.index(after: colon)]) + "***" + String(database[at...])
+            }
+        }
+        return database.split(separator: " ").map { $0.hasPrefix("password=") ? "password=***" : String($0) }.joined(separator: " ")
+    }
+}

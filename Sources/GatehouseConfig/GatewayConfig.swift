@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0
+public import GatehouseJOSE
+
+/// `host:port` to listen on.
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`, `[v6]:port` or `:port` (all interfaces).
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+/// An upstream's `http(s)://host:port[/base]`.
+public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
+    public var scheme: String
+    public var host: String
+    public var port: Int
+    public var basePath: String
+
+    public init?(_ text: String) {
+        let schemes = ["http://": 80, "https://": 443]
+        guard let (prefix, defaultPort) = schemes.first(where: { text.lowercased().hasPrefix($0.key) }) else { return nil }
+        let rest = text.dropFirst(prefix.count)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let path = rest.dropFirst(authority.count)
+        guard !path.contains("?"), !path.contains("#"), !authority.isEmpty, !authority.contains("@") else { return nil }
+        var host = Substring(authority)
+        var port = defaultPort
+        if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else { return nil }
+            port = parsed
+            host = authority[..<colon]
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty, host.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else { return nil }
+        self.scheme = String(prefix.dropLast(3)).lowercased()
+        self.host = String(host)
+        self.port = port
+        self.basePath = path.hasSuffix("/") ? String(path.dropLast()) : String(path)
+    }
+
+    public var description: String { "\(self.scheme)://\(self.host.contains(":") ? "[\(self.host)]" : self.host):\(self.port)\(self.basePath)" }
+}
+
+/// The whole of `gateway.conf`, validated. Every key of DESIGN.md has exactly one place here.
+public struct GatewayConfig: Sendable {
+    public enum LogFormat: String, Sendable, CaseIterable { case auto, text, json }
+
+    /// The file this came from (`<defaults>` for the development setup).
+    public var source: String
+    public var listen: ListenAddress
+    public var adminListen: ListenAddress
+    public var shutdownGrace: Duration
+    /// Event loops; 0 = one per core.
+    public var threads: Int
+    public var maxConnections: Int
+    public var headerTimeout: Duration
+    public var idleTimeout: Duration
+    /// Proxies whose `X-Forwarded-For` hop is believed, as addresses or CIDR blocks.
+    public var trustedProxies: [String]
+    public var logFormat: LogFormat
+    /// nil when the issuer is off.
+    public var issuer: IssuerConfig?
+    public var verify: VerifyConfig
+    public var routes: [RouteConfig]
+}
+
+public struct IssuerConfig: Sendable {
+    public struct Signing: Sendable {
+        public var algorithm: Algorithm
+        /// Absolute path of the PEM (PKCS#8) signing key.
+        public var keyFile: String
+        /// Keys still published and accepted, no longer used to sign.
+        public var previousKeyFiles: [String]
+    }
+
+    public struct Argon2: Sendable, Equatable {
+        public var memoryKiB: Int
+        public var iterations: Int
+        public var parallelism: Int
+    }
+
+    public var issuer: String
+    public var audience: String
+    public var accessTokenTTL: Duration
+    public var refreshTokenTTL: Duration
+    public var refreshReuseInterval: Duration
+    public var signing: Signing
+    public var loginLimitFailures: Int
+    public var loginLimitWindow: Duration
+    /// `sqlite:PATH` (PATH made absolute) or a libpq conninfo string / URI.
+    public var database: String
+    public var defaultRole: String
+    public var argon2: Argon2
+    public var passwordMinLength: Int
+    public var refreshSecret: String?
+    public var hashQueue: Int
+    public var autoMigrate: Bool
+    public var cookies: Bool
+    public var allowedOrigins: [String]
+    public var revocationSecret: String?
+}
+
+/// Where a provider's keys come from.
+public enum KeySource: Sendable {
+    /// The co-located issuer's signing keys.
+    case local
+    case jwksURL(String)
+    case jwksFile(String)
+    case publicKeyFile(path: String, keyID: String?)
+    case secret([UInt8], keyID: String)
+}
+
+public struct ProviderConfig: Sendable {
+    /// Exact `iss`; also selects the provider when there are several.
+    public var issuer: String
+    public var audience: String?
+    public var algorithms: Set<Algorithm>
+    public var keys: KeySource
+    public var type: VerificationPolicy.TypeRule
+    public var leeway: Duration
+}
+
+public struct VerifyConfig: Sendable {
+    public enum RevocationFeed: Sendable {
+        case off
+        case postgres(database: String)
+        case poll(url: String, secret: String, interval: Duration)
+    }
+
+    public var providers: [ProviderConfig]
+    /// Verified-token cache entries; 0 switches it off.
+    public var tokenCacheSize: Int
+    public var cookie: String?
+    public var jwksStartupTimeout: Duration
+    public var maxTokenBytes: Int
+    public var revocation: RevocationFeed
+}
+
+public struct RouteConfig: Sendable {
+    public enum Auth: String, Sendable, CaseIterable { case required, optional, `public` }
+
+    public var prefix: String
+    public var upstream: UpstreamURL
+    public var auth: Auth
+    public var anyRole: [String]
+    public var allScopes: [String]
+    public var timeout: Duration
+    public var connectTimeout: Duration
+    public var allowPreflight: Bool
+    public var stripPrefix: Bool
+    public var preserveHost: Bool
+    public var forwardToken: Bool
+}
