@@ -19,7 +19,9 @@ extension GatewayConfig {
         _ text: String, file: String, baseDirectory: String, environment: [String: String] = [:]
     ) throws(ConfigError) -> GatewayConfig {
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
+        do { root = try Yams.compose(yaml: text) } catch YamlError.duplicatedKeysInMapping(let duplicates, let context) {
+            throw ConfigError(file: file, line: context.mark.line, key: duplicates.joined(separator: ", "), message: "appears twice in one mapping")
+        } catch {
             throw ConfigError(file: file, line: Self.line(of: error), key: "", message: "not valid YAML (\(error))")
         }
         guard let root, case .mapping(let mapping) = root else {

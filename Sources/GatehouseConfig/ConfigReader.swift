@@ -18,11 +18,8 @@ struct Section {
         self.mapping = mapping
         self.line = line
         self.environment = environment
-        var seen: Set<String> = []
-        for (key, _) in mapping {
-            guard let name = key.string else { throw self.error(at: key, "", "keys must be strings") }
-            guard seen.insert(name).inserted else { throw self.error(at: key, name, "appears twice") }
-        }
+        // Yams refuses duplicate keys while composing.
+        for (key, _) in mapping where key.string == nil { throw self.error(at: key, "", "keys must be strings") }
     }
 
     func keyPath(_ key: String) -> String { self.path.isEmpty ? key : "\(self.path).\(key)" }

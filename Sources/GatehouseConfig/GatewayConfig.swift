@@ -93,6 +93,12 @@ public struct IssuerConfig: Sendable {
         public var memoryKiB: Int
         public var iterations: Int
         public var parallelism: Int
+
+        public init(memoryKiB: Int, iterations: Int, parallelism: Int) {
+            self.memoryKiB = memoryKiB
+            self.iterations = iterations
+            self.parallelism = parallelism
+        }
     }
 
     public var issuer: String
