@@ -82,9 +82,10 @@ let package = Package(
         .executableTarget(name: "gatehouse", dependencies: ["GatehouseCommands"]),
 
         // Benchmarks: run release-built, never as timed tests.
+        // It calls libcrypto itself for the bare-primitive baseline it compares the verifier with.
         .executableTarget(
             name: "gatehouse-bench-jose",
-            dependencies: ["GatehouseJOSE", "GatehouseCrypto"],
+            dependencies: ["GatehouseJOSE", "GatehouseCrypto", "CGatehouseOpenSSL"],
             path: "bench/jose",
             swiftSettings: swiftSettings
         ),

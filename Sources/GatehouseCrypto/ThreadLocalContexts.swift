@@ -14,14 +14,15 @@ import Darwin
 /// digest context. Nothing is shared, so nothing is locked.
 final class ThreadLocalContexts {
     /// Templates by the owning verifier's `identifier`; each holds its own reference to the key.
-    private var templates: [UInt64: OpaquePointer] = [:]
-    private var macs: [UInt64: OpaquePointer] = [:]
+    /// Searched linearly: a gateway has a handful of keys, and hashing cost more than the scan.
+    private var templates: [(identifier: UInt64, context: OpaquePointer)] = []
+    private var macs: [(identifier: UInt64, context: OpaquePointer)] = []
     /// The context each verification copies a template into; reused, never shared.
     let scratch: OpaquePointer
 
     /// Past this many keys a thread drops its cache and starts over: keys rotate rarely, so this
-    /// only bounds memory over a very long life.
-    private static let capacity = 256
+    /// only bounds memory (and the scan) over a very long life.
+    private static let capacity = 64
 
     private init() {
         guard let scratch = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new failed") }
@@ -29,8 +30,8 @@ final class ThreadLocalContexts {
     }
 
     deinit {
-        self.templates.values.forEach { EVP_MD_CTX_free($0) }
-        self.macs.values.forEach { EVP_MAC_CTX_free($0) }
+        self.templates.forEach { EVP_MD_CTX_free($0.context) }
+        self.macs.forEach { EVP_MAC_CTX_free($0.context) }
         EVP_MD_CTX_free(self.scratch)
     }
 
@@ -45,27 +46,30 @@ final class ThreadLocalContexts {
     }
 
     /// The digest-verify template for `identifier`, made by `make` the first time on this thread.
+    @inline(__always)
     func template(_ identifier: UInt64, make: () -> OpaquePointer?) -> OpaquePointer? {
-        if let template = self.templates[identifier] { return template }
-        guard let template = make() else { return nil }
-        if self.templates.count >= Self.capacity {
-            self.templates.values.forEach { EVP_MD_CTX_free($0) }
-            self.templates.removeAll()
-        }
-        self.templates[identifier] = template
-        return template
+        for entry in self.templates where entry.identifier == identifier { return entry.context }
+        return Self.insert(identifier, make: make, into: &self.templates, free: { EVP_MD_CTX_free($0) })
     }
 
     /// The keyed MAC context for `identifier`, made by `make` the first time on this thread.
+    @inline(__always)
     func mac(_ identifier: UInt64, make: () -> OpaquePointer?) -> OpaquePointer? {
-        if let mac = self.macs[identifier] { return mac }
-        guard let mac = make() else { return nil }
-        if self.macs.count >= Self.capacity {
-            self.macs.values.forEach { EVP_MAC_CTX_free($0) }
-            self.macs.removeAll()
+        for entry in self.macs where entry.identifier == identifier { return entry.context }
+        return Self.insert(identifier, make: make, into: &self.macs, free: { EVP_MAC_CTX_free($0) })
+    }
+
+    private static func insert(
+        _ identifier: UInt64, make: () -> OpaquePointer?, into entries: inout [(identifier: UInt64, context: OpaquePointer)],
+        free: (OpaquePointer) -> Void
+    ) -> OpaquePointer? {
+        guard let context = make() else { return nil }
+        if entries.count >= Self.capacity {
+            entries.forEach { free($0.context) }
+            entries.removeAll()
         }
-        self.macs[identifier] = mac
-        return mac
+        entries.append((identifier, context))
+        return context
     }
 
     private static let key = ThreadKey()

@@ -11,6 +11,45 @@ public enum Algorithm: String, Sendable, Hashable, CaseIterable, Comparable {
     case es256 = "ES256", es384 = "ES384", es512 = "ES512"
     case edDSA = "EdDSA"
 
+    /// The algorithm a JWS `alg` names (exact, case-sensitive), without comparing against every case.
+    @inline(__always)
+    public init?(name: String) {
+        guard let algorithm = Self.byName[name] else { return nil }
+        self = algorithm
+    }
+
+    private static let byName: [String: Algorithm] = Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
+
+    /// The algorithm named by these bytes (a token's `alg`), compared without making a String.
+    init?(name bytes: UnsafeRawBufferPointer) {
+        for (algorithm, name) in Self.names where name.count == bytes.count && name.elementsEqual(bytes) {
+            self = algorithm
+            return
+        }
+        return nil
+    }
+
+    private static let names: [(Algorithm, [UInt8])] = allCases.map { ($0, Array($0.rawValue.utf8)) }
+
+    /// One bit per algorithm, for allow-lists checked per token.
+    var bit: UInt16 {
+        switch self {
+        case .hs256: 1 << 0
+        case .hs384: 1 << 1
+        case .hs512: 1 << 2
+        case .rs256: 1 << 3
+        case .rs384: 1 << 4
+        case .rs512: 1 << 5
+        case .ps256: 1 << 6
+        case .ps384: 1 << 7
+        case .ps512: 1 << 8
+        case .es256: 1 << 9
+        case .es384: 1 << 10
+        case .es512: 1 << 11
+        case .edDSA: 1 << 12
+        }
+    }
+
     /// How the algorithm uses its key.
     public enum Family: Sendable, Hashable {
         case hmac(Digest)

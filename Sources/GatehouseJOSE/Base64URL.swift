@@ -39,37 +39,59 @@ public enum Base64URL {
         }
     }
 
+    /// The table above, pre-shifted for each position of a quad (1 KiB each), with bit 31 marking
+    /// bytes outside the alphabet: a quad decodes with four loads and three ORs.
+    private static let quadTables: [UInt32] = {
+        var tables = [UInt32](repeating: 0x8000_0000, count: 4 * 256)
+        for (value, byte) in alphabet.enumerated() {
+            for position in 0..<4 { tables[position * 256 + Int(byte)] = UInt32(value) << (18 - 6 * position) }
+        }
+        return tables
+    }()
+
     /// Decodes `encoded` into `output` (at least `decodedCount` bytes); returns the byte count, or nil
     /// if `encoded` is not strict base64url.
     public static func decode(_ encoded: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int? {
         guard let count = decodedCount(encoded.count), output.count >= count else { return nil }
-        return self.decodeTable.withUnsafeBufferPointer { table -> Int? in
+        guard count > 0 else { return 0 }
+        let input = encoded.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let written = self.quadTables.withUnsafeBufferPointer { quads -> Int? in
+            let q = quads.baseAddress!
             var written = 0
             var index = 0
-            let whole = encoded.count / 4 * 4
+            let whole = encoded.count & ~3
+            // Four characters make three bytes; any character outside the alphabet sets bit 31 in `bad`.
+            var bad: UInt32 = 0
             while index < whole {
-                let a = table[Int(encoded[index])], b = table[Int(encoded[index + 1])]
-                let c = table[Int(encoded[index + 2])], d = table[Int(encoded[index + 3])]
-                guard (a | b | c | d) & 0xC0 == 0 else { return nil }
-                output[written] = a << 2 | b >> 4
-                output[written + 1] = b << 4 | c >> 2
-                output[written + 2] = c << 6 | d
-                written += 3
-                index += 4
+                let word = q[Int(input[index])] | q[256 &+ Int(input[index &+ 1])]
+                    | q[512 &+ Int(input[index &+ 2])] | q[768 &+ Int(input[index &+ 3])]
+                bad |= word
+                out[written] = UInt8(truncatingIfNeeded: word &>> 16)
+                out[written &+ 1] = UInt8(truncatingIfNeeded: word &>> 8)
+                out[written &+ 2] = UInt8(truncatingIfNeeded: word)
+                written &+= 3
+                index &+= 4
             }
-            switch encoded.count - whole {
+            return bad & 0x8000_0000 == 0 ? written : nil
+        }
+        guard var written else { return nil }
+        let index = encoded.count & ~3
+        return self.decodeTable.withUnsafeBufferPointer { table -> Int? in
+            let t = table.baseAddress!
+            switch encoded.count &- index {
             case 2:
-                let a = table[Int(encoded[index])], b = table[Int(encoded[index + 1])]
+                let a = t[Int(input[index])], b = t[Int(input[index &+ 1])]
+                // The unused low bits must be zero: one encoding per byte string.
                 guard (a | b) & 0xC0 == 0, b & 0x0F == 0 else { return nil }
-                output[written] = a << 2 | b >> 4
-                written += 1
+                out[written] = a &<< 2 | b &>> 4
+                written &+= 1
             case 3:
-                let a = table[Int(encoded[index])], b = table[Int(encoded[index + 1])]
-                let c = table[Int(encoded[index + 2])]
+                let a = t[Int(input[index])], b = t[Int(input[index &+ 1])], c = t[Int(input[index &+ 2])]
                 guard (a | b | c) & 0xC0 == 0, c & 0x03 == 0 else { return nil }
-                output[written] = a << 2 | b >> 4
-                output[written + 1] = b << 4 | c >> 2
-                written += 2
+                out[written] = a &<< 2 | b &>> 4
+                out[written &+ 1] = b &<< 4 | c &>> 2
+                written &+= 2
             default:
                 break
             }

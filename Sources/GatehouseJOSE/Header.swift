@@ -5,36 +5,50 @@
 /// Only `alg`, `kid`, `typ` and `crit` are read. `jwk`, `jku`, `x5u` and `x5c` are never looked at,
 /// let alone fetched: keys come from configuration only.
 public struct JOSEHeader: Sendable {
-    /// Every member, for display.
-    public let json: JSONObject
-    /// `alg` as written (not necessarily an algorithm Gatehouse knows).
-    public let algorithmName: String
-    public let keyID: String?
-    public let type: String?
-    /// `crit`: names of extensions the token says must be understood.
-    public let critical: [String]?
+    let document: InPlaceJSONObject
+    /// The algorithm `alg` names, nil if it names none Gatehouse knows (`none` included).
+    let algorithm: Algorithm?
+    let keyIDMember: InPlaceJSONObject.Member?
+    let typeMember: InPlaceJSONObject.Member?
+    /// Whether `crit` is present (it is then a non-empty array of strings).
+    let hasCritical: Bool
 
-    init(json: JSONObject) throws(JOSEError) {
-        guard let alg = json["alg"] else { throw JOSEError(.malformed, "header has no alg") }
-        guard let algorithmName = alg.stringValue else { throw JOSEError(.malformed, "header alg is not a string") }
-        self.algorithmName = algorithmName
-        self.keyID = try Self.optionalString(json, "kid")
-        self.type = try Self.optionalString(json, "typ")
-        if let crit = json["crit"] {
+    init(document: InPlaceJSONObject) throws(JOSEError) {
+        guard let alg = document.member("alg") else { throw JOSEError(.malformed, "header has no alg") }
+        guard case .string(let range, let escaped) = alg.value else { throw JOSEError(.malformed, "header alg is not a string") }
+        self.algorithm = escaped
+            ? Algorithm(name: document.string(range, escaped: true))
+            : document.bytes.withUnsafeBytes { Algorithm(name: UnsafeRawBufferPointer(rebasing: $0[range])) }
+        self.keyIDMember = try Self.optionalString(document, "kid")
+        self.typeMember = try Self.optionalString(document, "typ")
+        if let crit = document.member("crit") {
             // RFC 7515 §4.1.11: a non-empty array of strings.
-            guard let names = crit.arrayValue?.compactMap(\.stringValue), !names.isEmpty,
-                names.count == crit.arrayValue?.count
-            else { throw JOSEError(.malformed, "header crit is not a non-empty array of strings") }
-            self.critical = names
+            guard case .container(.array(let names)) = crit.value, !names.isEmpty, names.allSatisfy({ $0.stringValue != nil }) else {
+                throw JOSEError(.malformed, "header crit is not a non-empty array of strings")
+            }
+            self.hasCritical = true
         } else {
-            self.critical = nil
+            self.hasCritical = false
         }
-        self.json = json
+        self.document = document
     }
 
-    private static func optionalString(_ json: JSONObject, _ name: String) throws(JOSEError) -> String? {
-        guard let value = json[name] else { return nil }
-        guard let string = value.stringValue else { throw JOSEError(.malformed, "header \(name) is not a string") }
-        return string
+    private static func optionalString(_ document: InPlaceJSONObject, _ name: StaticString) throws(JOSEError) -> InPlaceJSONObject.Member? {
+        guard let member = document.member(name) else { return nil }
+        guard case .string = member.value else { throw JOSEError(.malformed, "header \(name) is not a string") }
+        return member
+    }
+
+    /// Every member, for display.
+    public var json: JSONObject { self.document.object }
+    /// `alg` as written (not necessarily an algorithm Gatehouse knows).
+    public var algorithmName: String { self.document.member("alg").map { self.document.value(of: $0).stringValue ?? "" } ?? "" }
+    public var keyID: String? { self.keyIDMember.map { self.document.value(of: $0).stringValue ?? "" } }
+    public var type: String? { self.typeMember.map { self.document.value(of: $0).stringValue ?? "" } }
+
+    /// The bytes of a string member (unescaped strings only), handed to `body`.
+    func withBytes<R>(of member: InPlaceJSONObject.Member, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard case .string(let range, false) = member.value else { return nil }
+        return self.document.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 }

@@ -84,11 +84,11 @@ public struct JSONReader {
     /// Nesting beyond this is refused: a JWT needs three levels at most.
     public static let maximumDepth = 32
 
-    private let bytes: UnsafeRawBufferPointer
-    private var index = 0
-    private var depth = 0
+    let bytes: UnsafeRawBufferPointer
+    var index = 0
+    var depth = 0
 
-    private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     /// Parses one JSON text: a value between optional whitespace, nothing else.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONValue {
@@ -107,13 +107,18 @@ public struct JSONReader {
     }
 
     @inline(__always)
-    private var current: UInt8? { self.index < self.bytes.count ? self.bytes[self.index] : nil }
+    var current: UInt8? { self.index < self.bytes.count ? self.bytes[self.index] : nil }
 
-    private mutating func skipWhitespace() {
-        while let byte = self.current, byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 { self.index += 1 }
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while self.index < self.bytes.count {
+            let byte = self.bytes[self.index]
+            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+            self.index += 1
+        }
     }
 
-    private mutating func expect(_ literal: StaticString) throws(JSONError) {
+    mutating func expect(_ literal: StaticString) throws(JSONError) {
         let count = literal.utf8CodeUnitCount
         guard self.index + count <= self.bytes.count else { throw .syntax(offset: self.index) }
         let start = literal.utf8Start
@@ -121,7 +126,7 @@ public struct JSONReader {
         self.index += count
     }
 
-    private mutating func parseValue() throws(JSONError) -> JSONValue {
+    mutating func parseValue() throws(JSONError) -> JSONValue {
         guard let byte = self.current else { throw .syntax(offset: self.index) }
         switch byte {
         case UInt8(ascii: "{"): return .object(try self.parseObject())
@@ -141,7 +146,7 @@ public struct JSONReader {
         }
     }
 
-    private mutating func descend() throws(JSONError) {
+    mutating func descend() throws(JSONError) {
         self.depth += 1
         if self.depth > Self.maximumDepth { throw .tooDeep }
     }
@@ -194,6 +199,7 @@ public struct JSONReader {
         try self.descend()
         self.index += 1  // [
         var elements: [JSONValue] = []
+        elements.reserveCapacity(4)
         self.skipWhitespace()
         if self.current == UInt8(ascii: "]") {
             self.index += 1
@@ -217,18 +223,21 @@ public struct JSONReader {
         }
     }
 
-    private mutating func parseString() throws(JSONError) -> String {
+    mutating func parseString() throws(JSONError) -> String {
         self.index += 1  // opening quote
         let start = self.index
-        // Fast path: no escapes, the common case for every JWT member.
+        // Fast path: no escapes, the common case for every JWT member. ASCII needs no UTF-8 check.
+        var highBits: UInt8 = 0
         while let byte = self.current {
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index])
                 self.index += 1
-                guard let string = String(validating: slice, as: UTF8.self) else { throw .invalidUTF8(offset: start) }
+                if highBits & 0x80 == 0 { return String(decoding: slice.bindMemory(to: UInt8.self), as: UTF8.self) }
+                guard let string = makeString(slice) else { throw .invalidUTF8(offset: start) }
                 return string
             }
             if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            highBits |= byte
             self.index += 1
         }
         var decoded = Array(self.bytes[start..<self.index])
@@ -237,7 +246,7 @@ public struct JSONReader {
             switch byte {
             case UInt8(ascii: "\""):
                 self.index += 1
-                guard let string = String(validating: decoded, as: UTF8.self) else { throw .invalidUTF8(offset: start) }
+                guard let string = decoded.withUnsafeBytes(makeString) else { throw .invalidUTF8(offset: start) }
                 return string
             case 0..<0x20:
                 throw .syntax(offset: self.index)  // control characters must be escaped
@@ -262,7 +271,7 @@ public struct JSONReader {
         }
     }
 
-    private mutating func readHex4() throws(JSONError) -> UInt32 {
+    mutating func readHex4() throws(JSONError) -> UInt32 {
         guard self.index + 4 <= self.bytes.count else { throw .syntax(offset: self.index) }
         var value: UInt32 = 0
         for _ in 0..<4 {
@@ -281,7 +290,7 @@ public struct JSONReader {
     }
 
     /// Decodes `\uXXXX` (the `\u` already read), joining surrogate pairs; a lone surrogate is refused.
-    private mutating func appendUnicodeEscape(to decoded: inout [UInt8]) throws(JSONError) {
+    mutating func appendUnicodeEscape(to decoded: inout [UInt8]) throws(JSONError) {
         let offset = self.index - 2
         var scalar = try self.readHex4()
         if (0xD800...0xDBFF).contains(scalar) {
@@ -298,7 +307,7 @@ public struct JSONReader {
         decoded.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
     }
 
-    private mutating func parseNumber() throws(JSONError) -> Double {
+    mutating func parseNumber() throws(JSONError) -> Double {
         let start = self.index
         var isInteger = true
         if self.current == UInt8(ascii: "-") { self.index += 1 }
@@ -341,6 +350,54 @@ public struct JSONReader {
         while let byte = self.current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") { self.index += 1 }
         return self.index - start
     }
+}
+
+/// A String from bytes that must be valid UTF-8, or nil. `String(validating:as:)` is generic and
+/// cost ~1000 instructions per call in the verifier's profile; this costs a scan.
+@inline(__always)
+func makeString(_ bytes: UnsafeRawBufferPointer) -> String? {
+    guard isValidUTF8(bytes) else { return nil }
+    return String(decoding: bytes.bindMemory(to: UInt8.self), as: UTF8.self)
+}
+
+/// RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    var index = 0
+    let count = bytes.count
+    while index < count {
+        let lead = bytes[index]
+        if lead < 0x80 {
+            index += 1
+            continue
+        }
+        let length: Int
+        var lower: UInt8 = 0x80
+        var upper: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0:
+            length = 3
+            lower = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED:
+            length = 3
+            upper = 0x9F
+        case 0xF0:
+            length = 4
+            lower = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4:
+            length = 4
+            upper = 0x8F
+        default: return false
+        }
+        guard index + length <= count else { return false }
+        let second = bytes[index + 1]
+        guard second >= lower, second <= upper else { return false }
+        for offset in 2..<max(2, length) where bytes[index + offset] & 0xC0 != 0x80 { return false }
+        index += length
+    }
+    return true
 }
 
 extension JSONValue {

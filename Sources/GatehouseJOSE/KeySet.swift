@@ -42,10 +42,17 @@ public struct VerificationKey: Sendable {
     }
 
     public let keyID: String?
-    let prepared: [Algorithm: Prepared]
+    /// One entry per algorithm the key serves (a handful at most: scanned, not hashed).
+    let prepared: [(algorithm: Algorithm, verifier: Prepared)]
 
     /// The algorithms this key verifies.
-    public var algorithms: [Algorithm] { self.prepared.keys.sorted() }
+    public var algorithms: [Algorithm] { self.prepared.map(\.algorithm).sorted() }
+
+    @inline(__always)
+    func prepared(for algorithm: Algorithm) -> Prepared? {
+        for entry in self.prepared where entry.algorithm == algorithm { return entry.verifier }
+        return nil
+    }
 }
 
 /// An immutable set of verification keys, looked up by `kid` (exactly) and algorithm.
@@ -54,6 +61,8 @@ public struct VerificationKey: Sendable {
 /// EC public key can never serve as an HMAC secret.
 public struct KeySet: Sendable {
     private let byID: [String: VerificationKey]
+    /// The same keys with their kid's bytes, searched linearly while there are few.
+    private let smallByID: [([UInt8], VerificationKey)]
     /// Keys by algorithm, for tokens that carry no `kid`.
     private let byAlgorithm: [Algorithm: [VerificationKey]]
     /// Every key, in configuration order.
@@ -67,9 +76,10 @@ public struct KeySet: Sendable {
         var byAlgorithm: [Algorithm: [VerificationKey]] = [:]
         for key in keys {
             if let kid = key.keyID { byID[kid] = key }
-            for algorithm in key.prepared.keys { byAlgorithm[algorithm, default: []].append(key) }
+            for entry in key.prepared { byAlgorithm[entry.algorithm, default: []].append(key) }
         }
         self.byID = byID
+        self.smallByID = byID.count <= 8 ? byID.map { (Array($0.key.utf8), $0.value) } : []
         self.byAlgorithm = byAlgorithm
     }
 
@@ -116,16 +126,16 @@ public struct KeySet: Sendable {
         guard !candidates.isEmpty else {
             throw KeyError("\(name) fits none of the allowed algorithms (\(allowed.sorted().map(\.rawValue).joined(separator: ", ")))")
         }
-        var prepared: [Algorithm: VerificationKey.Prepared] = [:]
+        var prepared: [(algorithm: Algorithm, verifier: VerificationKey.Prepared)] = []
         for algorithm in candidates {
             switch (algorithm.family, key.material) {
             case (.hmac(let digest), .secret(let secret)):
-                prepared[algorithm] = .mac(PreparedMAC(secret: secret, digest: digest))
+                prepared.append((algorithm, .mac(PreparedMAC(secret: secret, digest: digest))))
             case (.signature(let scheme), .asymmetric(let evpKey)):
                 let publicKey: EVPKey
                 do {
                     publicKey = evpKey.isPrivate ? try evpKey.publicKey() : evpKey
-                    prepared[algorithm] = .signature(try PreparedVerifier(key: publicKey, scheme: scheme))
+                    prepared.append((algorithm, .signature(try PreparedVerifier(key: publicKey, scheme: scheme))))
                 } catch {
                     throw KeyError("\(name): \(error)")
                 }
@@ -148,11 +158,23 @@ public struct KeySet: Sendable {
     func lookup(keyID: String?, algorithm: Algorithm) -> Lookup {
         if let keyID {
             guard let key = self.byID[keyID] else { return .unknownKeyID }
-            guard let prepared = key.prepared[algorithm] else { return .algorithmMismatch }
+            guard let prepared = key.prepared(for: algorithm) else { return .algorithmMismatch }
             return .found(prepared)
         }
         guard let candidates = self.byAlgorithm[algorithm], candidates.count == 1 else { return .unknownKeyID }
-        return .found(candidates[0].prepared[algorithm]!)
+        return .found(candidates[0].prepared(for: algorithm)!)
+    }
+
+    /// The same lookup with the kid as bytes, as the verifier reads it from the token.
+    func lookup(keyID: UnsafeRawBufferPointer, algorithm: Algorithm) -> Lookup {
+        guard self.smallByID.count == self.byID.count else {
+            return self.lookup(keyID: String(decoding: keyID.bindMemory(to: UInt8.self), as: UTF8.self), algorithm: algorithm)
+        }
+        for (id, key) in self.smallByID where id.count == keyID.count && id.elementsEqual(keyID) {
+            guard let prepared = key.prepared(for: algorithm) else { return .algorithmMismatch }
+            return .found(prepared)
+        }
+        return .unknownKeyID
     }
 
     /// Whether no key is present.

@@ -36,17 +36,37 @@ public struct VerificationPolicy: Sendable {
         self.maximumTokenBytes = maximumTokenBytes
     }
 
-    /// Whether a token's `typ` passes.
-    func accepts(type: String?) -> Bool {
-        let normalized = type.map(Self.normalize)
-        switch self.type {
-        case .any: return normalized != "refresh+jwt"
-        case .required(let required): return normalized == Self.normalize(required)
-        }
+    /// Whether a token's `typ` (its bytes, nil when absent) passes; `required` is `requiredType`,
+    /// computed once by the verifier.
+    static func accepts(type: UnsafeRawBufferPointer?, required: [UInt8]?) -> Bool {
+        guard let required else { return type.map { !Self.mediaType($0, is: Self.refreshType) } ?? true }
+        return type.map { Self.mediaType($0, is: required) } ?? false
     }
 
-    private static func normalize(_ type: String) -> String {
+    private static let refreshType = Array("refresh+jwt".utf8)
+
+    /// The required `typ` without an `application/` prefix, lower-cased; nil for `.any`.
+    var requiredType: [UInt8]? {
+        guard case .required(let type) = self.type else { return nil }
         let lowered = type.lowercased()
-        return lowered.hasPrefix("application/") ? String(lowered.dropFirst("application/".count)) : lowered
+        return Array((lowered.hasPrefix("application/") ? String(lowered.dropFirst("application/".count)) : lowered).utf8)
+    }
+
+    /// Whether `type` is `expected` (lower-case, unprefixed), ignoring ASCII case and an
+    /// `application/` prefix, without allocating.
+    static func mediaType(_ type: UnsafeRawBufferPointer, is expected: [UInt8]) -> Bool {
+        var type = type[...]
+        let prefix = Self.applicationPrefix
+        if type.count > prefix.count, zip(type, prefix).allSatisfy({ lowercased($0) == $1 }) {
+            type = type.dropFirst(prefix.count)
+        }
+        return type.count == expected.count && zip(type, expected).allSatisfy { lowercased($0) == $1 }
+    }
+
+    private static let applicationPrefix = Array("application/".utf8)
+
+    @inline(__always)
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 }

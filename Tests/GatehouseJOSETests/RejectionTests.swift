@@ -151,6 +151,24 @@ struct RejectionTests {
         #expect(try self.factory.reason(self.factory.es256(headerText: header, payloadText: self.factory.goodClaims.serialized)) == .malformed)
         let claims = #"{"iss":"https://issuer.test","aud":"api","exp":1800000600,"sub":"42","sub":"admin"}"#
         #expect(try self.factory.reason(self.factory.es256(headerText: self.factory.goodHeader.serialized, payloadText: claims)) == .malformed)
+        // The same name spelled with an escape, a duplicate in the last bytes of the document (where
+        // the name key is built byte by byte instead of by one load), and long names differing late.
+        let payloads = [
+            #"{"iss":"https://issuer.test","aud":"api","exp":1800000600,"exp":1}"#,
+            #"{"iss":"https://issuer.test","aud":"api","exp":1800000600,"a":1,"a":2}"#,
+            #"{"a":1,"a":2}"#,
+            #"{"iss":"https://issuer.test","aud":"api","exp":1800000600,"abcdefghij":1,"abcdefghij":2}"#,
+        ]
+        for payload in payloads {
+            #expect(try self.factory.reason(self.factory.es256(headerText: self.factory.goodHeader.serialized, payloadText: payload)) == .malformed, "\(payload)")
+        }
+        let distinct = #"{"iss":"https://issuer.test","aud":"api","exp":1800000600,"abcdefghij":1,"abcdefghik":2,"ex":3}"#
+        #expect(try self.factory.reason(self.factory.es256(headerText: self.factory.goodHeader.serialized, payloadText: distinct)) == nil)
+        // Registered claims spelled with escapes are still those claims.
+        let escapedExp = #"{"iss":"https://issuer.test","aud":"api","exp":1}"#
+        #expect(try self.factory.reason(self.factory.es256(headerText: self.factory.goodHeader.serialized, payloadText: escapedExp)) == .expired)
+        let escapedAlg = #"{"alg":"ES256","kid":"ec-1","typ":"at+jwt"}"#
+        #expect(try self.factory.reason(self.factory.es256(headerText: escapedAlg, payloadText: self.factory.goodClaims.serialized)) == nil)
     }
 
     @Test("NumericDate must be a JSON number in range: 1e309 is refused, not a crash")
