@@ -32,4 +32,10 @@ static inline int CGatehouseOpenSSL_public_key_selection(void) {
     return EVP_PKEY_PUBLIC_KEY;
 }
 
+// OSSL_PARAM keeps its key pointer: it must be the header's static literal, not a temporary
+// C string that Swift bridges from the imported macro and frees after the call.
+static inline OSSL_PARAM CGatehouseOpenSSL_mac_digest_parameter(char *digest) {
+    return OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+}
+
 #endif

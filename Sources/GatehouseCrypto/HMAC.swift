@@ -58,7 +58,7 @@ public final class PreparedMAC: Sendable {
         guard let mac = HMACAlgorithm.shared.mac, let context = EVP_MAC_CTX_new(mac) else { return nil }
         let initialised = self.digest.providerName.withCString { name in
             withUnsafeTemporaryAllocation(of: OSSL_PARAM.self, capacity: 2) { parameters in
-                parameters[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, UnsafeMutablePointer(mutating: name), 0)
+                parameters[0] = CGatehouseOpenSSL_mac_digest_parameter(UnsafeMutablePointer(mutating: name))
                 parameters[1] = OSSL_PARAM_construct_end()
                 return self.secret.withUnsafeBufferPointer { key in
                     EVP_MAC_init(context, key.baseAddress, key.count, parameters.baseAddress) == 1

@@ -18,7 +18,7 @@ public struct JOSEHeader: Sendable {
         guard case .string(let range, let escaped) = alg.value else { throw JOSEError(.malformed, "header alg is not a string") }
         self.algorithm = escaped
             ? Algorithm(name: document.string(range, escaped: true))
-            : document.bytes.withUnsafeBytes { Algorithm(name: UnsafeRawBufferPointer(rebasing: $0[range])) }
+            : document.withBytes { Algorithm(name: UnsafeRawBufferPointer(rebasing: $0[range])) }
         self.keyIDMember = try Self.optionalString(document, "kid")
         self.typeMember = try Self.optionalString(document, "typ")
         if let crit = document.member("crit") {
@@ -49,6 +49,6 @@ public struct JOSEHeader: Sendable {
     /// The bytes of a string member (unescaped strings only), handed to `body`.
     func withBytes<R>(of member: InPlaceJSONObject.Member, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         guard case .string(let range, false) = member.value else { return nil }
-        return self.document.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        return self.document.withBytes { body(UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 }

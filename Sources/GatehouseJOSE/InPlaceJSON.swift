@@ -42,19 +42,33 @@ public struct InPlaceJSONObject: Sendable {
         let value: Value
     }
 
-    /// The whole document.
-    let bytes: [UInt8]
+    /// The storage the document lies in (it may hold other documents too: a token's header and
+    /// payload share one allocation); member ranges are relative to `document`.
+    private let storage: [UInt8]
+    private let document: Range<Int>
     let members: [Member]
 
-    /// Reads `bytes`, which must hold exactly one JSON object (whitespace around it allowed).
-    init(bytes: [UInt8]) throws(JSONError) {
-        self.bytes = bytes
-        self.members = try bytes.withUnsafeBytes { buffer in
+    /// Reads `storage[document]`, which must hold exactly one JSON object (whitespace around it allowed).
+    init(storage: [UInt8], document: Range<Int>) throws(JSONError) {
+        self.storage = storage
+        self.document = document
+        self.members = try storage.withUnsafeBytes { buffer in
             Result { () throws(JSONError) in
-                var reader = JSONReader(buffer)
+                var reader = JSONReader(UnsafeRawBufferPointer(rebasing: buffer[document]))
                 return try reader.parseObjectInPlace()
             }
         }.get()
+    }
+
+    /// Reads a whole byte array as one JSON object.
+    init(bytes: [UInt8]) throws(JSONError) {
+        try self.init(storage: bytes, document: 0..<bytes.count)
+    }
+
+    /// The document's bytes, handed to `body`.
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        self.storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[self.document])) }
     }
 
     /// The member named `name` (eight bytes at most, needing no escapes), found by its packed key.
@@ -77,16 +91,15 @@ public struct InPlaceJSONObject: Sendable {
         self.string(member.name, escaped: member.nameEscaped)
     }
 
-    /// A string value's bytes compared with `expected`, without making a String (escaped strings
-    /// are decoded first).
-    func stringValue(of member: Member, equals expected: String) -> Bool {
+    /// A string value compared with `expected` (its UTF-8), without making a String (escaped
+    /// strings are decoded first).
+    func stringValue(of member: Member, equals expected: [UInt8]) -> Bool {
         guard case .string(let range, let escaped) = member.value else { return false }
-        if escaped { return self.string(range, escaped: true) == expected }
-        var expected = expected
-        return expected.withUTF8 { utf8 in
-            utf8.count == range.count
-                && self.bytes.withUnsafeBytes { memcmp($0.baseAddress! + range.lowerBound, utf8.baseAddress!, range.count) == 0 }
-        }
+        if escaped { return Array(self.string(range, escaped: true).utf8) == expected }
+        return expected.count == range.count
+            && self.withBytes { bytes in
+                expected.withUnsafeBytes { memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, range.count) == 0 }
+            }
     }
 
     /// The member's value as a JSONValue.
@@ -105,7 +118,7 @@ public struct InPlaceJSONObject: Sendable {
 
     /// The bytes between a string's quotes as a String, decoding escapes when there are any.
     func string(_ range: Range<Int>, escaped: Bool) -> String {
-        self.bytes.withUnsafeBytes { buffer in
+        self.withBytes { buffer in
             if !escaped {
                 return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[range]).bindMemory(to: UInt8.self), as: UTF8.self)
             }

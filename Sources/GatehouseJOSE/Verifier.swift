@@ -19,6 +19,7 @@ public final class Verifier: Sendable {
     /// The policy's `typ`, normalised once.
     private let requiredType: [UInt8]?
     private let issuerBytes: [UInt8]?
+    private let audienceBytes: [UInt8]?
 
     public init(policy: VerificationPolicy, keys: KeySet) {
         self.policy = policy
@@ -26,6 +27,7 @@ public final class Verifier: Sendable {
         self.allowed = policy.algorithms.reduce(0) { $0 | $1.bit }
         self.requiredType = policy.requiredType
         self.issuerBytes = policy.issuer.map { Array($0.utf8) }
+        self.audienceBytes = policy.audience.map { Array($0.utf8) }
     }
 
     /// Verifies `token` at time `now` (seconds since the epoch).
@@ -49,12 +51,17 @@ public final class Verifier: Sendable {
         guard let segments = CompactSegments(token) else {
             return .failure(JOSEError(.malformed, "not three base64url segments separated by dots"))
         }
+        // Header and payload decode into one allocation, which the verified token keeps.
+        guard let decoded = segments.decodeHeaderAndPayload() else {
+            return .failure(JOSEError(.malformed, "header or payload is not strict base64url"))
+        }
         let header: JOSEHeader
-        switch segments.decodeDocument(segments.header, what: "header") {
-        case .success(let document):
-            do { header = try JOSEHeader(document: document) } catch { return .failure(error) }
-        case .failure(let error):
+        do {
+            header = try JOSEHeader(document: try InPlaceJSONObject(storage: decoded.bytes, document: decoded.header))
+        } catch let error as JOSEError {
             return .failure(error)
+        } catch {
+            return .failure(JOSEError(.malformed, "header is not a JSON object (\(error))"))
         }
         guard let algorithm = header.algorithm, self.allowed & algorithm.bit != 0 else {
             return .failure(JOSEError(.algorithmNotAllowed, "alg \"\(header.algorithmName.prefix(16))\" is not allowed"))
@@ -75,11 +82,8 @@ public final class Verifier: Sendable {
         guard typeAccepted else {
             return .failure(JOSEError(.badType, "typ \(header.type.map { "\"\($0.prefix(32))\"" } ?? "absent") is not accepted"))
         }
-        // The payload is decoded before the signature is checked, so that bad base64url is always
-        // `malformed`, but parsed only after.
-        guard let payload = segments.decodedBytes(segments.payload) else {
-            return .failure(JOSEError(.malformed, "payload is not strict base64url"))
-        }
+        // The payload was decoded before the signature is checked, so that bad base64url is always
+        // `malformed`, but it is parsed only after.
         if checkingSignature {
             let lookup = header.keyIDMember.flatMap { member in header.withBytes(of: member) { self.keys.lookup(keyID: $0, algorithm: algorithm) } }
                 ?? self.keys.lookup(keyID: header.keyID, algorithm: algorithm)
@@ -97,7 +101,7 @@ public final class Verifier: Sendable {
             }
         }
         let claims: ClaimSet
-        do { claims = ClaimSet(document: try InPlaceJSONObject(bytes: payload)) } catch {
+        do { claims = ClaimSet(document: try InPlaceJSONObject(storage: decoded.bytes, document: decoded.payload)) } catch {
             return .failure(JOSEError(.malformed, "payload is not a JSON object (\(error))"))
         }
         if let error = self.check(claims, now: now) { return .failure(error) }
@@ -144,7 +148,7 @@ public final class Verifier: Sendable {
                 if packed == Self.iss { issuerMember = member }
             case Self.aud:
                 switch member.value {
-                case .string: audienceMatched = audience.map { document.stringValue(of: member, equals: $0) } ?? false
+                case .string: audienceMatched = self.audienceBytes.map { document.stringValue(of: member, equals: $0) } ?? false
                 case .container(.array(let values)):
                     for value in values {
                         guard case .string(let entry) = value else { return JOSEError(.badClaim, "aud holds a non-string") }
@@ -160,7 +164,7 @@ public final class Verifier: Sendable {
         if now >= expiresAt + leeway { return JOSEError(.expired, "expired \(Int64(max(0, min(now - expiresAt, 1e15)))) s ago") }
         if let notBefore, now < notBefore - leeway { return JOSEError(.notYetValid) }
         if let issuedAt, issuedAt > now + leeway { return JOSEError(.issuedInFuture) }
-        if let required = self.policy.issuer {
+        if let required = self.issuerBytes {
             guard let issuerMember, claims.document.stringValue(of: issuerMember, equals: required) else { return JOSEError(.badIssuer) }
         }
         if audience != nil, !audienceMatched { return JOSEError(.badAudience) }
@@ -215,6 +219,25 @@ struct CompactSegments {
             initialized = written ?? 0
         }
         return valid ? bytes : nil
+    }
+
+    /// Header and payload decoded into one array; nil if either is not base64url.
+    func decodeHeaderAndPayload() -> (bytes: [UInt8], header: Range<Int>, payload: Range<Int>)? {
+        guard let headerCount = Base64URL.decodedCount(self.header.count),
+            let payloadCount = Base64URL.decodedCount(self.payload.count)
+        else { return nil }
+        var header = 0..<0
+        var payload = 0..<0
+        let bytes = [UInt8](unsafeUninitializedCapacity: headerCount + payloadCount) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            guard let h = Base64URL.decode(self.segment(self.header), into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<headerCount])),
+                let p = Base64URL.decode(self.segment(self.payload), into: UnsafeMutableRawBufferPointer(rebasing: raw[h...]))
+            else { return }
+            header = 0..<h
+            payload = h..<h + p
+            initialized = h + p
+        }
+        return bytes.count == headerCount + payloadCount ? (bytes, header, payload) : nil
     }
 
     /// A segment decoded and read in place as a JSON object.

@@ -65,7 +65,7 @@ final class Baseline {
             let hmac = EVP_MAC_fetch(nil, "HMAC", nil)
             let context = EVP_MAC_CTX_new(hmac)!
             let name = strdup(digest == .sha256 ? "SHA256" : "SHA512")!
-            var parameters = [OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, name, 0), OSSL_PARAM_construct_end()]
+            var parameters = [CGatehouseOpenSSL_mac_digest_parameter(name), OSSL_PARAM_construct_end()]
             guard EVP_MAC_init(context, secret, secret.count, &parameters) == 1 else { fatalError("EVP_MAC_init") }
             self.mac = context
             self.signature = raw

@@ -1,0 +1,42 @@
+# Gatehouse — the two commands a new user runs: `make run` and `make test`.
+# Needs Debian 12 with the Swift 6.3 toolchain on PATH; everything else is installed here.
+
+SWIFT ?= swift
+# C libraries the package links (system-library targets) and the tools the build needs.
+SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test build deps check-swift sanitize bench-jose clean
+
+run: deps build
+	.build/debug/gatehouse --help
+
+test: deps build
+	$(SWIFT) test
+
+build: check-swift
+	$(SWIFT) build
+
+# Installs only what is missing, so a prepared machine makes no network call.
+deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+check-swift:
+	@command -v $(SWIFT) >/dev/null || { echo "swift not found: install the Swift 6.3 toolchain and put it on PATH"; exit 1; }
+
+# AddressSanitizer over the C wrappers and the JOSE core (kept out of `make test`: CI time is tight).
+sanitize: deps check-swift
+	LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions \
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan --filter 'GatehouseCryptoTests|GatehouseJOSETests'
+
+# Verifier vs bare libcrypto, release build, pinned to one core (see bench/README.md).
+bench-jose: deps check-swift
+	$(SWIFT) build -c release --product gatehouse-bench-jose
+	taskset -c 1 .build/release/gatehouse-bench-jose 15
+
+clean:
+	rm -rf .build .build-asan
