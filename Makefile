@@ -28,10 +28,12 @@ deps:
 check-swift:
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found: install the Swift 6.3 toolchain and put it on PATH"; exit 1; }
 
-# AddressSanitizer over the C wrappers and the JOSE core (kept out of `make test`: CI time is tight).
+# AddressSanitizer over the C wrappers and the JOSE core, ThreadSanitizer over the per-thread
+# libcrypto contexts (kept out of `make test`: CI time is tight).
 sanitize: deps check-swift
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions \
-		$(SWIFT) test --sanitize=address --scratch-path .build-asan --filter 'GatehouseCryptoTests|GatehouseJOSETests'
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan --filter 'GatehouseCryptoTests|GatehouseJOSETests|GatehousePasswordTests'
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'GatehouseCryptoTests|RobustnessTests'
 
 # Verifier vs bare libcrypto, release build, pinned to one core (see bench/README.md).
 bench-jose: deps check-swift
@@ -39,4 +41,4 @@ bench-jose: deps check-swift
 	taskset -c 1 .build/release/gatehouse-bench-jose 15
 
 clean:
-	rm -rf .build .build-asan
+	rm -rf .build .build-asan .build-tsan
