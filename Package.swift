@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries: a link line and headers each, no Swift, no policy.
@@ -68,7 +69,12 @@ let package = Package(
         ),
         .target(
             name: "GatehouseGateway",
-            dependencies: ["GatehouseJOSE", "GatehouseConfig"],
+            dependencies: [
+                "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -102,6 +108,15 @@ let package = Package(
             name: "GatehouseConfigTests",
             dependencies: ["GatehouseConfig", "GatehouseJOSE"],
             resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseGatewayTests",
+            dependencies: [
+                "GatehouseGateway", "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -172,4 +172,22 @@ public struct RouteConfig: Sendable {
     public var stripPrefix: Bool
     public var preserveHost: Bool
     public var forwardToken: Bool
+
+    public init(
+        prefix: String, upstream: UpstreamURL, auth: Auth, anyRole: [String] = [], allScopes: [String] = [],
+        timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5), allowPreflight: Bool = false,
+        stripPrefix: Bool = false, preserveHost: Bool = false, forwardToken: Bool = true
+    ) {
+        self.prefix = prefix
+        self.upstream = upstream
+        self.auth = auth
+        self.anyRole = anyRole
+        self.allScopes = allScopes
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.allowPreflight = allowPreflight
+        self.stripPrefix = stripPrefix
+        self.preserveHost = preserveHost
+        self.forwardToken = forwardToken
+    }
 }

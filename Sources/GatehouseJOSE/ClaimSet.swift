@@ -18,6 +18,12 @@ public struct ClaimSet: Sendable {
         return nil
     }
 
+    /// The claim named `name` (a registered or well-known name of eight bytes at most), found without
+    /// materialising the other claims.
+    public func value(_ name: StaticString) -> JSONValue? {
+        self.document.member(name).map(self.document.value(of:))
+    }
+
     private func string(_ name: StaticString) -> String? {
         self.document.member(name).flatMap { self.document.value(of: $0).stringValue }
     }

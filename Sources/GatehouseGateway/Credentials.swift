@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+public import NIOHTTP1
+
+/// Where a request's access token is, if anywhere.
+public enum Credentials: Equatable, Sendable {
+    /// No bearer token (no `Authorization` header, another scheme, no cookie).
+    case none
+    case bearer(String)
+    /// Two `Authorization` headers: 400 `invalid_request`, never a guess at which one counts.
+    case ambiguous
+    /// `Bearer` with an empty or malformed token: 401 `malformed`.
+    case malformed
+
+    /// Reads the `Authorization` header (scheme case-insensitive, RFC 6750 §2.1), else the named
+    /// access-token cookie.
+    public init(headers: HTTPHeaders, cookie: String?) {
+        if headers["authorization"].count > 1 {
+            self = .ambiguous
+            return
+        }
+        if let authorization = headers.first(name: "authorization") {
+            let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            guard parts.count >= 1, parts[0].lowercased() == "bearer" else {
+                self = .none
+                return
+            }
+            let token = parts.count == 2 ? parts[1].drop { $0 == " " } : ""
+            self = Self.isToken68(token) ? .bearer(String(token)) : .malformed
+            return
+        }
+        if let cookie, let value = Self.cookie(named: cookie, in: headers) {
+            self = Self.isToken68(Substring(value)) ? .bearer(value) : .malformed
+            return
+        }
+        self = .none
+    }
+
+    /// RFC 6750's b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+    private static func isToken68(_ token: Substring) -> Bool {
+        guard !token.isEmpty else { return false }
+        var seenPadding = false
+        for byte in token.utf8 {
+            switch byte {
+            case UInt8(ascii: "="): seenPadding = true
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                if seenPadding { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// The value of cookie `name` from the `Cookie` header(s) (RFC 6265 §5.4).
+    static func cookie(named name: String, in headers: HTTPHeaders) -> String? {
+        for header in headers["cookie"] {
+            for pair in header.split(separator: ";") {
+                let trimmed = pair.drop { $0 == " " }
+                guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals] == name else { continue }
+                var value = trimmed[trimmed.index(after: equals)...]
+                if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }
+                return String(value)
+            }
+        }
+        return nil
+    }
+}

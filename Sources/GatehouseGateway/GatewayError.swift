@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+public import GatehouseJOSE
+public import NIOHTTP1
+
+/// A response the gateway makes itself: JSON `{"error", "error_description"}` with the status and
+/// headers DESIGN.md gives each case.
+public struct GatewayError: Error, Sendable, Equatable {
+    public let status: HTTPResponseStatus
+    public let code: String
+    public let description: String
+    /// `WWW-Authenticate`, for 401 and 403 (RFC 6750 §3).
+    public let challenge: String?
+
+    public init(status: HTTPResponseStatus, code: String, description: String, challenge: String? = nil) {
+        self.status = status
+        self.code = code
+        self.description = description
+        self.challenge = challenge
+    }
+
+    /// No token where one is required: a bare `Bearer` challenge (RFC 6750 §3.1).
+    public static let missingToken = GatewayError(
+        status: .unauthorized, code: "invalid_token", description: "no bearer token", challenge: "Bearer"
+    )
+
+    /// A refused token: its reason is the `error_description`, here and in the challenge.
+    public static func invalidToken(_ reason: RejectionReason) -> GatewayError {
+        GatewayError(
+            status: .unauthorized, code: "invalid_token", description: reason.rawValue,
+            challenge: "Bearer error=\"invalid_token\", error_description=\"\(reason.rawValue)\""
+        )
+    }
+
+    public static let insufficientScope = GatewayError(
+        status: .forbidden, code: "insufficient_scope", description: "the token lacks the role or scope this route requires",
+        challenge: "Bearer error=\"insufficient_scope\""
+    )
+
+    public static func invalidRequest(_ description: String) -> GatewayError {
+        GatewayError(status: .badRequest, code: "invalid_request", description: description)
+    }
+
+    public static let notFound = GatewayError(status: .notFound, code: "not_found", description: "no route matches this path")
+    public static let badGateway = GatewayError(status: .badGateway, code: "bad_gateway", description: "the upstream could not be reached")
+    public static let gatewayTimeout = GatewayError(
+        status: .gatewayTimeout, code: "gateway_timeout", description: "the upstream did not answer in time"
+    )
+    public static let headersTooLarge = GatewayError(
+        status: .requestHeaderFieldsTooLarge, code: "headers_too_large", description: "request headers are too large"
+    )
+
+    /// The JSON body.
+    public var body: String {
+        JSONObject(["error": .string(self.code), "error_description": .string(self.description)]).serialized
+    }
+
+    /// The response head, with `Content-Type`, `Content-Length` and the challenge.
+    public func head(version: HTTPVersion = .http1_1, keepAlive: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(self.body.utf8.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        if let challenge { headers.add(name: "WWW-Authenticate", value: challenge) }
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        return HTTPResponseHead(version: version, status: self.status, headers: headers)
+    }
+}

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatehouseCrypto
+public import NIOHTTP1
+
+/// What the gateway knows about a request's connection, for the forwarding headers.
+public struct ForwardingContext: Sendable {
+    /// The client's address (the socket peer).
+    public var clientAddress: String
+    /// `http` or `https`: the scheme the client used.
+    public var scheme: String
+    /// `host:port` of the upstream, the `Host` sent unless the route preserves the client's.
+    public var upstreamAuthority: String
+    public var preserveHost: Bool
+    public var forwardToken: Bool
+
+    public init(clientAddress: String, scheme: String, upstreamAuthority: String, preserveHost: Bool, forwardToken: Bool) {
+        self.clientAddress = clientAddress
+        self.scheme = scheme
+        self.upstreamAuthority = upstreamAuthority
+        self.preserveHost = preserveHost
+        self.forwardToken = forwardToken
+    }
+}
+
+/// Rewrites headers between client and upstream (DESIGN.md "Routing and headers").
+public enum HeaderRewriter {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual proxy ones), removed in both directions.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection", "proxy-authorization",
+        "proxy-authenticate",
+    ]
+
+    /// Removes `Connection`, every header it names, and the other hop-by-hop headers.
+    public static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        var named = Self.hopByHop
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") {
+                named.insert(token.trimmingSpaces.lowercased())
+            }
+        }
+        headers = HTTPHeaders(headers.filter { !named.contains($0.name.lowercased()) })
+    }
+
+    /// Whether `name` is an identity header, reading `_` as `-` (`X_User_Id` too).
+    static func isIdentityHeader(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard utf8.count >= 7 else { return false }
+        for (byte, expected) in zip(utf8.prefix(7), "x-user-".utf8) {
+            let lowered = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            guard lowered == expected || (expected == UInt8(ascii: "-") && byte == UInt8(ascii: "_")) else { return false }
+        }
+        return true
+    }
+
+    /// The request as the upstream sees it: hop-by-hop and client identity headers gone, the
+    /// verified identity (if any) set, `X-Forwarded-*`, `X-Request-Id` and `Host` filled in.
+    /// Returns the request id.
+    @discardableResult
+    public static func rewriteRequest(_ headers: inout HTTPHeaders, identity: Identity?, context: ForwardingContext) -> String {
+        let clientHost = headers.first(name: "host")
+        Self.removeHopByHop(&headers)
+        headers = HTTPHeaders(headers.filter { !Self.isIdentityHeader($0.name) })
+        if let identity {
+            headers.add(name: "X-User-Id", value: identity.userID)
+            if let role = identity.role { headers.add(name: "X-User-Role", value: role) }
+            headers.add(name: "X-User-Roles", value: identity.roles.joined(separator: ","))
+            headers.add(name: "X-User-Scopes", value: identity.scopes.joined(separator: ","))
+        }
+        let forwardedFor = headers["x-forwarded-for"].joined(separator: ", ")
+        headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? context.clientAddress : forwardedFor + ", " + context.clientAddress)
+        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: context.scheme)
+        if let clientHost { headers.replaceOrAdd(name: "X-Forwarded-Host", value: clientHost) } else { headers.remove(name: "x-forwarded-host") }
+        let requestID: String
+        if let given = headers.first(name: "x-request-id"), Self.isAcceptableRequestID(given) {
+            requestID = given
+        } else {
+            requestID = Self.makeRequestID()
+            headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
+        }
+        if !context.preserveHost { headers.replaceOrAdd(name: "Host", value: context.upstreamAuthority) }
+        if !context.forwardToken { headers.remove(name: "authorization") }
+        return requestID
+    }
+
+    /// The response as the client sees it: hop-by-hop headers gone.
+    public static func rewriteResponse(_ headers: inout HTTPHeaders) {
+        Self.removeHopByHop(&headers)
+    }
+
+    /// A client's request id is kept when it is short printable ASCII; otherwise a new one is made.
+    static func isAcceptableRequestID(_ id: String) -> Bool {
+        id.utf8.count <= 128 && Identity.isSafe(id)
+    }
+
+    /// 128 random bits as 32 lower-case hex digits.
+    static func makeRequestID() -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(32)
+        for byte in SecureRandom.bytes(16) {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    var trimmingSpaces: Substring {
+        var slice = self
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return slice
+    }
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+public import GatehouseJOSE
+
+/// The token providers a gateway trusts, selected by a token's exact `iss` (read before the
+/// signature only to pick the provider, as Envoy's `providers` do).
+public struct ProviderSet: Sendable {
+    private let byIssuer: [String: Verifier]
+    private let only: Verifier?
+
+    public init(_ verifiers: [Verifier]) {
+        var byIssuer: [String: Verifier] = [:]
+        for verifier in verifiers {
+            if let issuer = verifier.policy.issuer { byIssuer[issuer] = verifier }
+        }
+        self.byIssuer = byIssuer
+        self.only = verifiers.count == 1 ? verifiers[0] : nil
+    }
+
+    public var isEmpty: Bool { self.only == nil && self.byIssuer.isEmpty }
+
+    /// Verifies `token` with the provider its `iss` names. With one provider, that provider judges
+    /// every token (its own `iss` check reports a stranger as `bad_issuer`).
+    public func verify(_ token: String, now: Double) throws(JOSEError) -> VerifiedToken {
+        if let only { return try only.verify(token, now: now) }
+        guard let issuer = Self.peekIssuer(token) else { throw JOSEError(.malformed, "no iss to choose a provider by") }
+        guard let verifier = self.byIssuer[issuer] else { throw JOSEError(.badIssuer, "no provider for this iss") }
+        return try verifier.verify(token, now: now)
+    }
+
+    /// The unverified `iss` of a compact JWS, used for nothing but choosing the verifier.
+    static func peekIssuer(_ token: String) -> String? {
+        let parts = token.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
+            let claims = try? JSONReader.parse(payload.withUnsafeBytes { UnsafeRawBufferPointer($0) })
+        else { return nil }
+        return claims.objectValue?["iss"]?.stringValue
+    }
+}

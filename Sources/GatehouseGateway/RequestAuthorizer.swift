@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+public import GatehouseConfig
+import GatehouseJOSE
+public import NIOHTTP1
+
+/// Decides, from a request head alone, whether the gateway answers itself or forwards, and with
+/// which identity. Synchronous and lock-free: it runs on the event loop for every request.
+public struct RequestAuthorizer: Sendable {
+    public enum Decision: Sendable {
+        case respond(GatewayError)
+        /// Forward to `route`, as `path`, with `identity` (nil: anonymous, no identity headers).
+        case forward(route: RouteConfig, path: RequestPath, identity: Identity?)
+    }
+
+    public let routes: RouteTable
+    public let providers: ProviderSet
+    /// The access-token cookie read when there is no `Authorization` header.
+    public let cookie: String?
+
+    public init(routes: RouteTable, providers: ProviderSet, cookie: String?) {
+        self.routes = routes
+        self.providers = providers
+        self.cookie = cookie
+    }
+
+    public func decide(_ head: HTTPRequestHead, now: Double) -> Decision {
+        let path: RequestPath
+        do { path = try RequestPath(target: head.uri) } catch {
+            return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"))
+        }
+        guard let route = self.routes.route(for: path.path) else { return .respond(.notFound) }
+        if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
+        if route.allowPreflight, head.method == .OPTIONS, head.headers.contains(name: "origin"),
+            head.headers.contains(name: "access-control-request-method")
+        {
+            return .forward(route: route, path: path, identity: nil)
+        }
+        let needsToken = route.auth == .required || !route.anyRole.isEmpty || !route.allScopes.isEmpty
+        switch Credentials(headers: head.headers, cookie: self.cookie) {
+        case .ambiguous:
+            return .respond(.invalidRequest("more than one Authorization header"))
+        case .none:
+            return needsToken ? .respond(.missingToken) : .forward(route: route, path: path, identity: nil)
+        case .malformed:
+            return .respond(.invalidToken(.malformed))
+        case .bearer(let token):
+            // A token that is present but bad is refused on optional routes too.
+            let identity: Identity
+            do {
+                let verified = try self.providers.verify(token, now: now)
+                identity = try Identity(claims: verified.claims)
+            } catch {
+                return .respond(.invalidToken(error.reason))
+            }
+            guard identity.satisfies(anyRole: route.anyRole, allScopes: route.allScopes) else {
+                return .respond(.insufficientScope)
+            }
+            return .forward(route: route, path: path, identity: identity)
+        }
+    }
+}

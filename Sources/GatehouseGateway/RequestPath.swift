@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// A request target split into a normalised path and the raw query.
+///
+/// Normalisation decides what is matched and what is forwarded, so both see the same path: percent-
+/// encoded unreserved characters are decoded (`%61pi` is `api`, `%2e%2e` is `..`), other escapes are
+/// upper-cased and kept (`%2F` stays encoded and is no separator), `//` collapses, `.` and `..`
+/// segments resolve. Without this, `/%61pi/` could miss an authenticated `/api/` route and reach an
+/// upstream that decodes it.
+public struct RequestPath: Sendable, Equatable {
+    public let path: String
+    /// The query without its `?`, as sent; nil when there was no `?`.
+    public let query: String?
+
+    public enum Failure: Error, Equatable {
+        /// Not origin-form or absolute-form, a fragment, a bad escape or a control character.
+        case invalid
+        /// `..` would climb above `/`.
+        case aboveRoot
+    }
+
+    public init(target: String) throws(Failure) {
+        var target = Substring(target)
+        // Absolute-form (RFC 9112 §3.2.2): keep only the path and query.
+        for scheme in ["http://", "https://"] where target.count > scheme.count && target.prefix(scheme.count).lowercased() == scheme {
+            let rest = target.dropFirst(scheme.count)
+            target = rest.firstIndex(where: { $0 == "/" || $0 == "?" }).map { rest[$0...] } ?? "/"
+            if target.first == "?" { target = "/" + target }
+        }
+        guard target.first == "/", !target.contains("#") else { throw .invalid }
+        let rawPath: Substring
+        if let question = target.firstIndex(of: "?") {
+            rawPath = target[..<question]
+            self.query = String(target[target.index(after: question)...])
+        } else {
+            rawPath = target
+            self.query = nil
+        }
+        self.path = try Self.normalize(rawPath)
+    }
+
+    private static func normalize(_ raw: Substring) throws(Failure) -> String {
+        let bytes = Array(raw.utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte > 0x20, byte < 0x7F else { throw .invalid }
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) else { throw .invalid }
+                let value = high << 4 | low
+                if isUnreserved(value) {
+                    decoded.append(value)
+                } else {
+                    decoded += [UInt8(ascii: "%"), hexDigit(high), hexDigit(low)]
+                }
+                index += 3
+            } else {
+                decoded.append(byte)
+                index += 1
+            }
+        }
+        var segments: [ArraySlice<UInt8>] = []
+        for segment in decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if segment.elementsEqual(".".utf8) { continue }
+            if segment.elementsEqual("..".utf8) {
+                guard !segments.isEmpty else { throw .aboveRoot }
+                segments.removeLast()
+                continue
+            }
+            segments.append(segment)
+        }
+        var path = "/" + segments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+        // A trailing slash (or a final "." or "..") names a directory: keep it.
+        let last = decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last ?? []
+        if !segments.isEmpty, decoded.last == UInt8(ascii: "/") || last.elementsEqual(".".utf8) || last.elementsEqual("..".utf8) {
+            path += "/"
+        }
+        return path
+    }
+
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            true
+        default: false
+        }
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 { Array("0123456789ABCDEF".utf8)[Int(value)] }
+
+    /// The target to send upstream: `prefix` removed when the route strips it (the bare prefix
+    /// becomes `/`), the upstream's base path in front, the query as it came.
+    public func forwardedTarget(stripping prefix: String?, basePath: String) -> String {
+        var path = self.path
+        if let prefix, path.hasPrefix(prefix) {
+            path = String(path.dropFirst(prefix.count))
+            if !path.hasPrefix("/") { path = "/" + path }
+        }
+        return basePath + path + (self.query.map { "?" + $0 } ?? "")
+    }
+}

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
+import GatehouseCrypto
+import GatehouseGateway
+import GatehouseJOSE
+import NIOHTTP1
+import Testing
+
+@Suite("Request paths")
+struct RequestPathTests {
+    @Test("normalisation: dot segments, escaped dots and unreserved characters, double slashes")
+    func normalisation() throws {
+        let cases: [(String, String, String?)] = [
+            ("/", "/", nil), ("/api/orders/1?x=1&y", "/api/orders/1", "x=1&y"), ("/a//b///c", "/a/b/c", nil),
+            ("/a/./b/../c", "/a/c", nil), ("/a/%2e%2E/b", "/b", nil), ("/%61pi/", "/api/", nil),
+            ("/a/b/..", "/a/", nil), ("/a/b/.", "/a/b/", nil), ("/a%2Fb", "/a%2Fb", nil), ("/a%2fb", "/a%2Fb", nil),
+            ("/a?", "/a", ""), ("http://example.com/p?q", "/p", "q"), ("https://example.com", "/", nil),
+            ("/caf%C3%A9", "/caf%C3%A9", nil), ("/~user/%7Euser", "/~user/~user", nil),
+        ]
+        for (target, path, query) in cases {
+            let parsed = try RequestPath(target: target)
+            #expect(parsed.path == path && parsed.query == query, "\(target)")
+        }
+    }
+
+    @Test("climbing above / is refused; so are bad escapes, fragments and non-paths")
+    func refusals() {
+        for target in ["/..", "/a/../..", "/%2e%2e/x", "/a/%2E%2E/%2e%2e/b"] {
+            #expect(throws: RequestPath.Failure.aboveRoot, "\(target)") { try RequestPath(target: target) }
+        }
+        for target in ["*", "api", "/a%zz", "/a%4", "/a#f", "/a b", "/a\u{01}", ""] {
+            #expect(throws: RequestPath.Failure.invalid, "\(target)") { try RequestPath(target: target) }
+        }
+    }
+
+    @Test("strip_prefix and the upstream base path")
+    func forwardedTarget() throws {
+        #expect(try RequestPath(target: "/p/a/b?x=1").forwardedTarget(stripping: "/p/", basePath: "") == "/a/b?x=1")
+        #expect(try RequestPath(target: "/p/").forwardedTarget(stripping: "/p/", basePath: "") == "/")
+        #expect(try RequestPath(target: "/p/a").forwardedTarget(stripping: nil, basePath: "/base") == "/base/p/a")
+    }
+}
+
+@Suite("Credentials, identity and header rewriting")
+struct HeaderTests {
+    @Test("bearer from Authorization (any scheme casing) or the configured cookie")
+    func credentials() {
+        #expect(Credentials(headers: ["Authorization": "Bearer abc.def.ghi"], cookie: nil) == .bearer("abc.def.ghi"))
+        #expect(Credentials(headers: ["authorization": "bEaReR abc"], cookie: nil) == .bearer("abc"))
+        #expect(Credentials(headers: ["Authorization": "Basic dXNlcjpwdw=="], cookie: nil) == .none)
+        #expect(Credentials(headers: ["Authorization": "Bearer"], cookie: nil) == .malformed)
+        #expect(Credentials(headers: ["Authorization": "Bearer a b"], cookie: nil) == .malformed)
+        #expect(Credentials(headers: ["Authorization": "Bearer a=b"], cookie: nil) == .malformed)
+        #expect(Credentials(headers: HTTPHeaders([("Authorization", "Bearer a"), ("authorization", "Bearer b")]), cookie: nil) == .ambiguous)
+        #expect(Credentials(headers: ["Cookie": "x=1; access_token=tok.en.sig; y=2"], cookie: "access_token") == .bearer("tok.en.sig"))
+        #expect(Credentials(headers: ["Cookie": "access_token=tok"], cookie: nil) == .none)
+        #expect(Credentials(headers: HTTPHeaders([("Authorization", "Bearer h"), ("Cookie", "access_token=c")]), cookie: "access_token") == .bearer("h"))
+    }
+
+    @Test("identity from claims: user_id before sub, role before roles, scopes split")
+    func identity() throws {
+        let claims = try claimSet(#"{"sub":"auth0|abc","user_id":42,"roles":["editor","viewer"],"scope":"profile:read https://api.test/write"}"#)
+        let identity = try Identity(claims: claims)
+        #expect(identity == Identity(userID: "42", role: "editor", roles: ["editor", "viewer"], scopes: ["profile:read", "https://api.test/write"]))
+        #expect(try Identity(claims: claimSet(#"{"sub":"auth0|abc","role":"admin"}"#)).userID == "auth0|abc")
+        #expect(identity.satisfies(anyRole: ["admin", "viewer"], allScopes: ["profile:read"]))
+        #expect(!identity.satisfies(anyRole: ["admin"], allScopes: []))
+        #expect(!identity.satisfies(anyRole: [], allScopes: ["profile:read", "users:write"]))
+    }
+
+    @Test("header injection in any identity claim is a bad_claim")
+    func unsafeClaims() throws {
+        let bad = [
+            #"{"sub":"42\r\nX-Admin: yes"}"#, #"{"sub":"a,b"}"#, #"{"sub":""}"#, #"{"sub":"é"}"#, #"{"sub":"a b"}"#,
+            #"{"sub":"1","role":"admin\n"}"#, #"{"sub":"1","roles":["ok","a,b"]}"#, #"{"sub":"1","roles":"admin"}"#,
+            #"{"sub":"1","scope":"a\tb"}"#, #"{"sub":"1","scope":"a,b"}"#, #"{"user_id":1.5}"#, #"{"user_id":true}"#,
+        ]
+        for json in bad {
+            #expect(throws: JOSEError(.badClaim), "\(json)") { try Identity(claims: claimSet(json)) }
+        }
+        #expect(throws: JOSEError(.missingClaim)) { try Identity(claims: claimSet(#"{"role":"x"}"#)) }
+    }
+
+    @Test("rewriting strips hop-by-hop and client identity headers (X_User_Id too), sets forwarding headers")
+    func rewrite() {
+        var headers = HTTPHeaders([
+            ("Host", "gw.example.com"), ("Connection", "keep-alive, X-Secret"), ("X-Secret", "drop me"), ("Keep-Alive", "5"),
+            ("TE", "trailers"), ("Upgrade", "h2c"), ("Proxy-Authorization", "Basic x"), ("X-User-Id", "forged"),
+            ("x-user-role", "admin"), ("X_User_Roles", "admin"), ("X-USER-SCOPES", "all"), ("X-Forwarded-For", "10.0.0.1"),
+            ("Authorization", "Bearer t"), ("Accept", "*/*"), ("X-Userland", "kept"),
+        ])
+        let identity = Identity(userID: "42", role: "editor", roles: ["editor"], scopes: ["a", "b"])
+        let context = ForwardingContext(clientAddress: "127.0.0.1", scheme: "http", upstreamAuthority: "127.0.0.1:9000", preserveHost: false, forwardToken: true)
+        let id = HeaderRewriter.rewriteRequest(&headers, identity: identity, context: context)
+        #expect(headers["x-user-id"] == ["42"] && headers["x-user-role"] == ["editor"])
+        #expect(headers["x-user-roles"] == ["editor"] && headers["x-user-scopes"] == ["a,b"])
+        #expect(!headers.contains(name: "X_User_Roles") && headers["x-user-roles"].count == 1)
+        for name in ["connection", "x-secret", "keep-alive", "te", "upgrade", "proxy-authorization"] {
+            #expect(!headers.contains(name: name), "\(name)")
+        }
+        #expect(headers["x-forwarded-for"] == ["10.0.0.1, 127.0.0.1"] && headers["x-forwarded-proto"] == ["http"])
+        #expect(headers["x-forwarded-host"] == ["gw.example.com"] && headers["host"] == ["127.0.0.1:9000"])
+        #expect(headers["x-request-id"] == [id] && id.count == 32)
+        #expect(headers["authorization"] == ["Bearer t"] && headers["accept"] == ["*/*"] && headers["x-userland"] == ["kept"])
+
+        var anonymous = HTTPHeaders([("Host", "h"), ("X-User-Id", "forged"), ("X-Request-Id", "abc-123"), ("Authorization", "Bearer t")])
+        let keep = ForwardingContext(clientAddress: "::1", scheme: "https", upstreamAuthority: "u:1", preserveHost: true, forwardToken: false)
+        #expect(HeaderRewriter.rewriteRequest(&anonymous, identity: nil, context: keep) == "abc-123")
+        #expect(!anonymous.contains(name: "x-user-id") && !anonymous.contains(name: "authorization") && anonymous["host"] == ["h"])
+    }
+}
+
+/// A real ES256 key and the verifier and authorizer built on it.
+struct GatewayFixture {
+    let key: EVPKey
+    let now: Double = 1_800_000_000
+    let authorizer: RequestAuthorizer
+
+    init(routes: [RouteConfig], cookie: String? = nil) throws {
+        self.key = try EVPKey.generate(.ec(.p256))
+        let policy = VerificationPolicy(algorithms: [.es256], issuer: "https://auth.test", audience: "api")
+        let keys = try KeySet([ConfiguredKey(keyID: "k1", material: .asymmetric(self.key))], allowed: [.es256])
+        self.authorizer = RequestAuthorizer(
+            routes: RouteTable(routes), providers: ProviderSet([Verifier(policy: policy, keys: keys)]), cookie: cookie
+        )
+    }
+
+    func token(_ extra: KeyValuePairs<String, JSONValue> = [:], expiresIn: Double = 600) throws -> String {
+        var claims = JSONObject([
+            "iss": .string("https://auth.test"), "aud": .string("api"), "sub": .string("7"), "exp": .number(self.now + expiresIn),
+            "roles": .array([.string("viewer")]), "scope": .string("content:read"),
+        ])
+        for (name, value) in extra { claims[name] = value }
+        return try Signer(material: .asymmetric(self.key), algorithm: .es256, keyID: "k1").sign(claims, type: "at+jwt")
+    }
+
+    func decide(_ uri: String, method: HTTPMethod = .GET, headers: HTTPHeaders = [:]) -> RequestAuthorizer.Decision {
+        self.authorizer.decide(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers), now: self.now)
+    }
+}
+
+func route(_ prefix: String, auth: RouteConfig.Auth = .required, anyRole: [String] = [], allScopes: [String] = [], preflight: Bool = false) -> RouteConfig {
+    RouteConfig(
+        prefix: prefix, upstream: UpstreamURL("http://127.0.0.1:9")!, auth: auth, anyRole: anyRole, allScopes: allScopes,
+        allowPreflight: preflight
+    )
+}
+
+/// The claims of a really signed and verified token whose payload is `{"exp":…,` + the rest of
+/// `json` (claim sets reach `Identity` only through the verifier).
+func claimSet(_ json: String) throws -> ClaimSet {
+    let key = try EVPKey.generate(.ec(.p256))
+    let signer = try Signer(material: .asymmetric(key), algorithm: .es256, keyID: "t")
+    let payload = #"{"exp":4102444800,"# + json.dropFirst()
+    let token = try signer.sign(header: JSONObject(["alg": .string("ES256"), "kid": .string("t")]), payload: Array(payload.utf8))
+    let verifier = Verifier(
+        policy: VerificationPolicy(algorithms: [.es256], issuer: nil, audience: nil, type: .any),
+        keys: try KeySet([ConfiguredKey(keyID: "t", material: .asymmetric(key))], allowed: [.es256])
+    )
+    return try verifier.verify(token, now: 1_800_000_000).claims
+}
+
+@Suite("Request decisions")
+struct RequestAuthorizerTests {
+    let fixture: GatewayFixture
+
+    init() throws {
+        self.fixture = try GatewayFixture(routes: [
+            route("/"), route("/api/"), route("/api/admin/", anyRole: ["admin"]), route("/api/read/", allScopes: ["content:read"]),
+            route("/public/", auth: .public), route("/opt/", auth: .optional), route("/optrole/", auth: .optional, anyRole: ["viewer"]),
+            route("/cors/", preflight: true),
+        ], cookie: "access_token")
+    }
+
+    private func error(_ decision: RequestAuthorizer.Decision) -> GatewayError? {
+        if case .respond(let error) = decision { return error }
+        return nil
+    }
+
+    private func forwarded(_ decision: RequestAuthorizer.Decision) -> (RouteConfig, Identity?)? {
+        if case .forward(let route, _, let identity) = decision { return (route, identity) }
+        return nil
+    }
+
+    private func bearer(_ token: String) -> HTTPHeaders { ["Authorization": "Bearer \(token)"] }
+
+    @Test("longest prefix wins; the normalised path is what is matched")
+    func routing() throws {
+        let token = try self.fixture.token()
+        #expect(self.forwarded(self.fixture.decide("/api/x", headers: self.bearer(token)))?.0.prefix == "/api/")
+        #expect(self.forwarded(self.fixture.decide("/other", headers: self.bearer(token)))?.0.prefix == "/")
+        #expect(self.error(self.fixture.decide("/%61pi/admin/x", headers: self.bearer(token))) == .insufficientScope)
+        #expect(self.error(self.fixture.decide("/public/../api/admin/", headers: self.bearer(token))) == .insufficientScope)
+        #expect(self.error(self.fixture.decide("/../x"))?.status == .badRequest)
+        let noRoot = try GatewayFixture(routes: [route("/api/")])
+        #expect(self.error(noRoot.decide("/nothing")) == .notFound)
+    }
+
+    @Test("required: no token 401 with a bare challenge; a bad token 401 with its reason; valid forwards with identity")
+    func required() throws {
+        #expect(self.error(self.fixture.decide("/api/x")) == .missingToken)
+        #expect(GatewayError.missingToken.challenge == "Bearer")
+        #expect(self.error(self.fixture.decide("/api/x", headers: ["Authorization": "Basic dTpw"])) == .missingToken)
+        let expired = try self.fixture.token(expiresIn: -3600)
+        let refused = self.error(self.fixture.decide("/api/x", headers: self.bearer(expired)))
+        #expect(refused == .invalidToken(.expired))
+        #expect(refused?.challenge == "Bearer error=\"invalid_token\", error_description=\"expired\"")
+        #expect(self.error(self.fixture.decide("/api/x", headers: self.bearer("a.b.c"))) == .invalidToken(.malformed))
+        #expect(self.error(self.fixture.decide("/api/x", headers: ["Authorization": "Bearer"])) == .invalidToken(.malformed))
+        let injected = try self.fixture.token(["sub": .string("1\r\nX-Admin: 1")])
+        #expect(self.error(self.fixture.decide("/api/x", headers: self.bearer(injected))) == .invalidToken(.badClaim))
+        let identity = self.forwarded(self.fixture.decide("/api/x", headers: self.bearer(try self.fixture.token())))?.1
+        #expect(identity == Identity(userID: "7", role: "viewer", roles: ["viewer"], scopes: ["content:read"]))
+    }
+
+    @Test("two Authorization headers are a 400, never a guess")
+    func ambiguous() throws {
+        let token = try self.fixture.token()
+        let headers = HTTPHeaders([("Authorization", "Bearer \(token)"), ("Authorization", "Bearer \(token)")])
+        #expect(self.error(self.fixture.decide("/api/x", headers: headers))?.code == "invalid_request")
+    }
+
+    @Test("roles and scopes: 403 insufficient_scope when missing")
+    func rules() throws {
+        #expect(self.error(self.fixture.decide("/api/admin/x", headers: self.bearer(try self.fixture.token()))) == .insufficientScope)
+        let admin = try self.fixture.token(["roles": .array([.string("viewer"), .string("admin")])])
+        #expect(self.forwarded(self.fixture.decide("/api/admin/x", headers: self.bearer(admin))) != nil)
+        #expect(self.forwarded(self.fixture.decide("/api/read/x", headers: self.bearer(try self.fixture.token()))) != nil)
+        let noScope = try self.fixture.token(["scope": .string("profile:read")])
+        #expect(self.error(self.fixture.decide("/api/read/x", headers: self.bearer(noScope))) == .insufficientScope)
+    }
+
+    @Test("public ignores tokens; optional is anonymous without one but refuses a bad one; rules make optional need a token")
+    func publicAndOptional() throws {
+        let expired = try self.fixture.token(expiresIn: -3600)
+        let publicDecision = self.forwarded(self.fixture.decide("/public/x", headers: self.bearer(expired)))
+        #expect(publicDecision != nil && publicDecision?.1 == nil)
+        #expect(self.forwarded(self.fixture.decide("/opt/x")).map { $0.1 == nil } == true)
+        #expect(self.error(self.fixture.decide("/opt/x", headers: self.bearer(expired))) == .invalidToken(.expired))
+        #expect(self.forwarded(self.fixture.decide("/opt/x", headers: self.bearer(try self.fixture.token())))?.1?.userID == "7")
+        #expect(self.error(self.fixture.decide("/optrole/x")) == .missingToken)
+    }
+
+    @Test("CORS preflight passes unauthenticated only where the route allows it")
+    func preflight() {
+        let headers = HTTPHeaders([("Origin", "https://app.test"), ("Access-Control-Request-Method", "POST")])
+        #expect(self.forwarded(self.fixture.decide("/cors/x", method: .OPTIONS, headers: headers)) != nil)
+        #expect(self.error(self.fixture.decide("/api/x", method: .OPTIONS, headers: headers)) == .missingToken)
+        #expect(self.error(self.fixture.decide("/cors/x", method: .OPTIONS, headers: ["Origin": "https://app.test"])) == .missingToken)
+    }
+
+    @Test("the access-token cookie is read when there is no Authorization header")
+    func cookie() throws {
+        let token = try self.fixture.token()
+        #expect(self.forwarded(self.fixture.decide("/api/x", headers: ["Cookie": "access_token=\(token)"]))?.1?.userID == "7")
+    }
+
+    @Test("several providers: the token's iss picks one; an unknown iss is bad_issuer")
+    func providers() throws {
+        let other = try EVPKey.generate(.ec(.p256))
+        let mine = try EVPKey.generate(.ec(.p256))
+        func verifier(_ issuer: String, _ key: EVPKey) throws -> Verifier {
+            Verifier(
+                policy: VerificationPolicy(algorithms: [.es256], issuer: issuer, audience: nil, type: .any),
+                keys: try KeySet([ConfiguredKey(keyID: "k", material: .asymmetric(key))], allowed: [.es256])
+            )
+        }
+        let set = ProviderSet([try verifier("https://a", mine), try verifier("https://b", other)])
+        func token(_ issuer: String, _ key: EVPKey) throws -> String {
+            try Signer(material: .asymmetric(key), algorithm: .es256, keyID: "k").sign(
+                JSONObject(["iss": .string(issuer), "sub": .string("1"), "exp": .number(2e9)]), type: nil)
+        }
+        #expect(try set.verify(token("https://a", mine), now: 1.8e9).claims.issuer == "https://a")
+        #expect(try set.verify(token("https://b", other), now: 1.8e9).claims.issuer == "https://b")
+        #expect(throws: JOSEError(.badSignature)) { try set.verify(token("https://b", mine), now: 1.8e9) }
+        #expect(throws: JOSEError(.badIssuer)) { try set.verify(token("https://c", mine), now: 1.8e9) }
+    }
+}
