@@ -82,6 +82,8 @@ let package = Package(
             dependencies: [
                 "GatehouseCrypto", "GatehouseJOSE", "GatehouseConfig", "GatehouseIssuer", "GatehouseGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
+import NIOCore
+import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One client connection of the gateway: decides each request (`RequestAuthorizer`), answers it
+/// itself or forwards it on a pooled upstream connection of the same event loop, streaming bodies
+/// both ways with back-pressure (a side that cannot write stops the other side's reads).
+///
+/// Confined to its channel's event loop; `HTTPServerPipelineHandler` in front of it guarantees one
+/// request at a time.
+final class GatewayHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Phase {
+        /// Waiting for a request head.
+        case idle
+        /// The gateway answered itself; the rest of the request body is read and dropped.
+        case answered
+        /// Waiting for an upstream connection; request parts are held (reads are paused).
+        case connecting
+        /// Request and response flow between client and `upstream`.
+        case forwarding
+    }
+
+    private let authorizer: RequestAuthorizer
+    private let pool: UpstreamPool
+    private let scheme: String
+    private var context: ChannelHandlerContext?
+
+    private var phase = Phase.idle
+    private var clientKeepAlive = true
+    private var requestComplete = false
+    private var held: [HTTPServerRequestPart] = []
+    private var upstream: UpstreamConnection?
+    private var responseStarted = false
+    private var upstreamReusable = false
+    private var timeout: Scheduled<Void>?
+    private var upstreamHead: HTTPRequestHead?
+
+    init(authorizer: RequestAuthorizer, pool: UpstreamPool, scheme: String) {
+        self.authorizer = authorizer
+        self.pool = pool
+        self.scheme = scheme
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        switch (self.phase, part) {
+        case (.idle, .head(let head)):
+            self.begin(head, context: context)
+        case (.answered, .end):
+            self.requestComplete = true
+            self.phase = .idle
+        case (.answered, _):
+            break  // the body of a request already answered
+        case (.connecting, let part):
+            if case .end = part { self.requestComplete = true }
+            self.held.append(part)
+        case (.forwarding, .body(let buffer)):
+            self.upstream?.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+        case (.forwarding, .end(let trailers)):
+            self.requestComplete = true
+            self.upstream?.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+        case (_, .head), (.idle, _):
+            // The pipeline handler delivers one request at a time; anything else is a broken peer.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.phase == .forwarding { self.upstream?.channel.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The client cannot take more: stop reading the upstream's response until it can.
+        if let upstream = self.upstream {
+            upstream.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.timeout?.cancel()
+        // An exchange cut short leaves the upstream connection in an unknown state: never reuse it.
+        if let upstream = self.upstream {
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+            self.upstream = nil
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.clientKeepAlive = head.isKeepAlive
+        self.requestComplete = false
+        self.responseStarted = false
+        switch self.authorizer.decide(head, now: currentTime()) {
+        case .respond(let error):
+            self.phase = .answered
+            self.answer(error, context: context)
+        case .forward(let route, let path, let identity):
+            var headers = head.headers
+            let upstreamURL = route.upstream
+            let defaultPort = upstreamURL.scheme == "https" ? 443 : 80
+            let authority = upstreamURL.port == defaultPort ? upstreamURL.host : "\(upstreamURL.host):\(upstreamURL.port)"
+            let forwarding = ForwardingContext(
+                clientAddress: context.channel.remoteAddress?.ipAddress ?? "unknown", scheme: self.scheme,
+                upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken
+            )
+            HeaderRewriter.rewriteRequest(&headers, identity: identity, context: forwarding)
+            // The gateway answers `Expect: 100-continue` itself once the request is admitted.
+            if headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                headers.remove(name: "expect")
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
+            self.upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+            self.phase = .connecting
+            // Hold the client's reads until the upstream can take the body.
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            self.startTimeout(route.timeout, context: context)
+            self.pool.acquire(host: upstreamURL.host, port: upstreamURL.port, connectTimeout: .nanoseconds(Int64(route.connectTimeout.seconds * 1e9)))
+                .assumeIsolated()
+                .whenComplete { result in
+                    switch result {
+                    case .success(let connection): self.attach(connection, context: context)
+                    case .failure: self.failBeforeResponse(.badGateway, context: context)
+                    }
+                }
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
+        guard self.phase == .connecting, context.channel.isActive, let head = self.upstreamHead else {
+            // The client left, or the exchange already ended (timeout) while connecting.
+            if connection.channel.isActive { self.pool.release(connection) }
+            return
+        }
+        self.upstream = connection
+        self.upstreamReusable = false
+        connection.handler.delegate = self
+        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        for part in self.held {
+            switch part {
+            case .body(let buffer): connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            case .end(let trailers): connection.channel.write(HTTPClientRequestPart.end(trailers), promise: nil)
+            case .head: break
+            }
+        }
+        self.held.removeAll()
+        connection.channel.flush()
+        self.phase = .forwarding
+        connection.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        if !self.requestComplete {
+            context.channel.setOption(ChannelOptions.autoRead, value: connection.channel.isWritable).whenFailure { _ in }
+        }
+    }
+
+    private func startTimeout(_ duration: Duration, context: ChannelHandlerContext) {
+        self.timeout?.cancel()
+        self.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(duration.seconds * 1e9))) {
+            guard !self.responseStarted else { return }
+            self.failBeforeResponse(.gatewayTimeout, context: context)
+        }
+    }
+
+    /// The upstream failed before answering: 502 or 504, and the connection is not reused.
+    private func failBeforeResponse(_ error: GatewayError, context: ChannelHandlerContext) {
+        guard self.phase == .connecting || self.phase == .forwarding, !self.responseStarted else { return }
+        self.timeout?.cancel()
+        if let upstream = self.upstream {
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+            self.upstream = nil
+        }
+        self.held.removeAll()
+        self.phase = self.requestComplete ? .idle : .answered
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        self.answer(error, context: context)
+    }
+
+    /// Writes one of the gateway's own JSON responses.
+    private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
+        var body = context.channel.allocator.buffer(capacity: 128)
+        body.writeString(error.body)
+        context.write(self.wrapOutboundOut(.head(error.head(keepAlive: self.clientKeepAlive))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        self.finishResponse(context: context)
+    }
+
+    /// Ends the response; closes the connection when the client did not ask for keep-alive.
+    private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders? = nil) {
+        if self.clientKeepAlive {
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        }
+    }
+}
+
+// MARK: Upstream side
+
+extension GatewayHandler: UpstreamDelegate {
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        guard let context = self.context, self.phase == .forwarding else { return }
+        switch part {
+        case .head(var head):
+            // 100 Continue was answered by the gateway; other 1xx are not relayed.
+            if head.status.code < 200 { return }
+            self.timeout?.cancel()
+            self.responseStarted = true
+            self.upstreamReusable = head.isKeepAlive
+            HeaderRewriter.rewriteResponse(&head.headers)
+            if !self.clientKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+            head.version = .http1_1
+            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let buffer):
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            guard self.responseStarted else { return }
+            let upstream = self.upstream
+            self.upstream = nil
+            if let upstream {
+                if self.upstreamReusable && self.requestComplete {
+                    self.pool.release(upstream)
+                } else {
+                    upstream.handler.delegate = nil
+                    upstream.channel.close(promise: nil)
+                }
+            }
+            // A response that ends before its request: read and drop the rest of the body.
+            self.phase = self.requestComplete ? .idle : .answered
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            self.finishResponse(context: context, trailers: trailers)
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        // The upstream cannot take more of the request body: stop reading the client until it can.
+        guard self.phase == .forwarding, !self.requestComplete else { return }
+        self.context?.channel.setOption(ChannelOptions.autoRead, value: isWritable).whenFailure { _ in }
+    }
+
+    func upstreamClosed() {
+        guard let context = self.context, self.phase == .forwarding else { return }
+        self.upstream = nil
+        if self.responseStarted {
+            // Mid-response: the only honest end is to close; the client sees a truncated body.
+            context.close(promise: nil)
+        } else {
+            self.failBeforeResponse(.badGateway, context: context)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension GatewayHandler: Sendable {}
+
+/// Seconds since the epoch, for token time checks.
+func currentTime() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One HTTP/1.1 connection to an upstream, and the handler that hands its response parts to
+/// whichever client exchange currently owns it.
+final class UpstreamConnection {
+    let channel: any Channel
+    let key: String
+    let handler: UpstreamResponseHandler
+
+    init(channel: any Channel, key: String, handler: UpstreamResponseHandler) {
+        self.channel = channel
+        self.key = key
+        self.handler = handler
+    }
+}
+
+/// What an exchange hears from its upstream connection.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamRead(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(isWritable: Bool)
+    func upstreamClosed()
+}
+
+/// The last handler of an upstream pipeline. Confined to its channel's event loop.
+final class UpstreamResponseHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    /// The exchange using the connection; nil while it idles in the pool.
+    weak var delegate: (any UpstreamDelegate)?
+    /// Called when the connection closes, so the pool forgets it.
+    var onClose: (() -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        guard let delegate else {
+            // Bytes on an idle connection: the upstream is confused. Drop the connection.
+            context.close(promise: nil)
+            return
+        }
+        delegate.upstreamRead(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.delegate?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.onClose?()
+        self.onClose = nil
+        self.delegate?.upstreamClosed()
+        self.delegate = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// Keep-alive connections to upstreams, one pool per event loop so that a request never leaves
+/// its loop and nothing is locked. Confined to `eventLoop`.
+final class UpstreamPool {
+    let eventLoop: any EventLoop
+    /// Idle connections by `host:port`, most recently used last.
+    private var idle: [String: [UpstreamConnection]] = [:]
+    /// At most this many idle connections per upstream on one loop.
+    private let maximumIdle: Int
+
+    init(eventLoop: any EventLoop, maximumIdle: Int = 64) {
+        self.eventLoop = eventLoop
+        self.maximumIdle = maximumIdle
+    }
+
+    /// An idle connection to `host:port`, or a new one.
+    func acquire(host: String, port: Int, connectTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        let key = "\(host):\(port)"
+        while let connection = self.idle[key]?.popLast() {
+            if connection.channel.isActive {
+                connection.handler.onClose = nil
+                return self.eventLoop.makeSucceededFuture(connection)
+            }
+        }
+        return ClientBootstrap(group: self.eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler())
+                }
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { channel in
+                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamResponseHandler.self)
+                return UpstreamConnection(channel: channel, key: key, handler: handler)
+            }
+    }
+
+    /// Takes a connection back after a complete exchange, or closes it if the pool is full.
+    func release(_ connection: UpstreamConnection) {
+        connection.handler.delegate = nil
+        guard connection.channel.isActive, (self.idle[connection.key]?.count ?? 0) < self.maximumIdle else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.handler.onClose = { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.idle[connection.key]?.removeAll { $0 === connection }
+        }
+        // Reads stay on while idle, so that a close by the upstream is noticed at once.
+        connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        self.idle[connection.key, default: []].append(connection)
+    }
+
+    /// Closes every idle connection (at shutdown).
+    func closeAll() {
+        for connections in self.idle.values { for connection in connections { connection.channel.close(promise: nil) } }
+        self.idle.removeAll()
+    }
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatehouseConfig
+import GatehouseCrypto
+import GatehouseGateway
+import GatehouseJOSE
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import Testing
+
+/// Counts connections a test upstream accepts.
+final class ConnectionCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Accepts requests and never answers them.
+final class SilentHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+}
+
+/// A real gateway in front of a real `gatehouse echo`, on 127.0.0.1, with a real ES256 key.
+final class LiveGateway {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let key: EVPKey
+    let echoConnections = ConnectionCounter()
+    var echo: (any Channel)!
+    var silent: (any Channel)!
+    var gateway: GatewayServer!
+    let directory: URL
+
+    init() async throws {
+        self.key = try EVPKey.generate(.ec(.p256))
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-live-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        try self.key.publicKeyPEM().write(to: self.directory.appendingPathComponent("pub.pem"), atomically: true, encoding: .utf8)
+        let counter = self.echoConnections
+        self.echo = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: self.group) { _ in
+            counter.value.add(1, ordering: .relaxed)
+            return EchoHandler()
+        }
+        self.silent = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: self.group) { _ in SilentHandler() }
+        // A port that was free a moment ago: nothing listens there.
+        let closed = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: self.group) { _ in SilentHandler() }
+        let closedPort = closed.localAddress!.port!
+        try await closed.close()
+        let echo = "http://127.0.0.1:\(self.echo.localAddress!.port!)"
+        let yaml = """
+            verify:
+              issuer: https://auth.test
+              audience: api
+              algorithms: [ES256]
+              keys: { public_key_file: pub.pem, kid: k1 }
+            routes:
+              - { prefix: /, upstream: "\(echo)" }
+              - { prefix: /api/, upstream: "\(echo)" }
+              - { prefix: /admin/, upstream: "\(echo)", any_role: [admin] }
+              - { prefix: /opt/, upstream: "\(echo)", auth: optional }
+              - { prefix: /public/, upstream: "\(echo)/base", auth: public, strip_prefix: true, forward_token: false }
+              - { prefix: /kept/, upstream: "\(echo)", auth: public, preserve_host: true }
+              - { prefix: /down/, upstream: "http://127.0.0.1:\(closedPort)", connect_timeout: 2s }
+              - { prefix: /slow/, upstream: "http://127.0.0.1:\(self.silent.localAddress!.port!)", timeout: 300ms }
+
+            """
+        let config = try GatewayConfig.parse(yaml, file: "live.conf", baseDirectory: self.directory.path)
+        let verifier = try config.verify.providers[0].makeVerifier(issuerConfig: nil, maxTokenBytes: config.verify.maxTokenBytes)
+        self.gateway = try await GatewayServer.start(config: config, verifiers: [verifier], group: self.group, host: "127.0.0.1", port: 0)
+    }
+
+    func shutdown() async throws {
+        try await self.gateway.stop()
+        try await self.echo.close()
+        try await self.silent.close()
+        try await self.group.shutdownGracefully()
+    }
+
+    var port: Int { self.gateway.port }
+
+    func token(_ extra: KeyValuePairs<String, JSONValue> = [:], expiresIn: Double = 600) throws -> String {
+        var claims = JSONObject([
+            "iss": .string("https://auth.test"), "aud": .string("api"), "sub": .string("alice"), "user_id": .number(7),
+            "exp": .number(Date().timeIntervalSince1970 + expiresIn), "roles": .array([.string("viewer")]),
+            "scope": .string("content:read profile:read"),
+        ])
+        for (name, value) in extra { claims[name] = value }
+        return try Signer(material: .asymmetric(self.key), algorithm: .es256, keyID: "k1").sign(claims, type: "at+jwt")
+    }
+}
+
+/// Runs `body` against a fresh live gateway and always shuts it down.
+func withLiveGateway(_ body: (LiveGateway) async throws -> Void) async throws {
+    let live = try await LiveGateway()
+    do {
+        try await body(live)
+    } catch {
+        try await live.shutdown()
+        throw error
+    }
+    try await live.shutdown()
+}
+
+@Suite("The gateway over real sockets, in front of gatehouse echo")
+struct LiveProxyTests {
+    @Test("a valid token reaches the upstream as X-User-* headers; client identity and hop-by-hop headers never do")
+    func injectionAndStripping() async throws {
+        try await withLiveGateway { live in
+            let response = try RawHTTPClient.request(port: live.port, "GET", "/api/orders/1?x=1", headers: [
+                ("Authorization", "Bearer \(try live.token())"), ("X-User-Id", "forged"), ("X_User_Role", "admin"),
+                ("x-user-scopes", "everything"), ("Connection", "keep-alive, X-Drop"), ("X-Drop", "secret"),
+                ("Keep-Alive", "timeout=5"), ("X-Forwarded-For", "10.1.2.3"), ("X-Request-Id", "req-42"),
+            ])
+            #expect(response.status == 200)
+            let seen = try #require(response.json)
+            let headers = try #require(seen["headers"] as? [String: [String]])
+            #expect(seen["path"] as? String == "/api/orders/1" && seen["query"] as? String == "x=1")
+            #expect(headers["x-user-id"] == ["7"] && headers["x-user-role"] == ["viewer"])
+            #expect(headers["x-user-roles"] == ["viewer"] && headers["x-user-scopes"] == ["content:read,profile:read"])
+            #expect(headers["x_user_role"] == nil && headers["x-drop"] == nil && headers["keep-alive"] == nil)
+            #expect(headers["x-forwarded-for"] == ["10.1.2.3, 127.0.0.1"] && headers["x-forwarded-proto"] == ["http"])
+            #expect(headers["x-forwarded-host"] == ["127.0.0.1:\(live.port)"] && headers["x-request-id"] == ["req-42"])
+            #expect(headers["host"] == ["127.0.0.1:\(live.echo.localAddress!.port!)"])
+            #expect(headers["authorization"]?.first?.hasPrefix("Bearer ") == true)
+        }
+    }
+
+    @Test("public and optional routes strip identity headers too; strip_prefix, base path, forward_token, preserve_host")
+    func publicAndOptional() async throws {
+        try await withLiveGateway { live in
+            let forged = [("X-User-Id", "forged"), ("X-User-Role", "admin"), ("Authorization", "Bearer whatever")]
+            let publicResponse = try RawHTTPClient.request(port: live.port, "GET", "/public/a/b?q=1", headers: forged)
+            let seen = try #require(publicResponse.json)
+            let headers = try #require(seen["headers"] as? [String: [String]])
+            #expect(publicResponse.status == 200 && seen["path"] as? String == "/base/a/b" && seen["query"] as? String == "q=1")
+            #expect(headers["x-user-id"] == nil && headers["x-user-role"] == nil && headers["authorization"] == nil)
+            let kept = try RawHTTPClient.request(port: live.port, "GET", "/kept/x", headers: [("Host", "client.example")])
+            let keptHeaders = kept.json?["headers"] as? [String: [String]]
+            #expect(keptHeaders?["host"] == ["client.example"] && keptHeaders?["x-forwarded-host"] == ["client.example"])
+            let optional = try RawHTTPClient.request(port: live.port, "GET", "/opt/x", headers: [("X-User-Id", "forged")])
+            #expect(optional.status == 200 && (optional.json?["headers"] as? [String: [String]])?["x-user-id"] == nil)
+            let withToken = try RawHTTPClient.request(port: live.port, "GET", "/opt/x", headers: [("Authorization", "Bearer \(try live.token())")])
+            #expect((withToken.json?["headers"] as? [String: [String]])?["x-user-id"] == ["7"])
+        }
+    }
+
+    @Test("401 with the RFC 6750 challenge and a JSON body; 403; 404; 400")
+    func statusCodes() async throws {
+        try await withLiveGateway { live in
+            let missing = try RawHTTPClient.request(port: live.port, "GET", "/api/x")
+            #expect(missing.status == 401 && missing.header("www-authenticate") == "Bearer")
+            #expect(missing.json?["error"] as? String == "invalid_token" && missing.header("content-type") == "application/json")
+            let expired = try RawHTTPClient.request(port: live.port, "GET", "/api/x", headers: [("Authorization", "Bearer \(try live.token(expiresIn: -120))")])
+            #expect(expired.status == 401 && expired.header("www-authenticate") == #"Bearer error="invalid_token", error_description="expired""#)
+            #expect(expired.json?["error_description"] as? String == "expired")
+            let forbidden = try RawHTTPClient.request(port: live.port, "GET", "/admin/x", headers: [("Authorization", "Bearer \(try live.token())")])
+            #expect(forbidden.status == 403 && forbidden.json?["error"] as? String == "insufficient_scope")
+            let escaped = try RawHTTPClient.request(port: live.port, "GET", "/api/../admin/x", headers: [("Authorization", "Bearer \(try live.token())")])
+            #expect(escaped.status == 403, "the normalised path is what is matched")
+            let above = try RawHTTPClient.request(port: live.port, "GET", "/../etc/passwd")
+            #expect(above.status == 400 && above.json?["error"] as? String == "invalid_request")
+            let twice = try RawHTTPClient.request(port: live.port, "GET", "/api/x", headers: [("Authorization", "Bearer a.b.c"), ("Authorization", "Bearer a.b.c")])
+            #expect(twice.status == 400)
+        }
+    }
+
+    @Test("502 when the upstream is unreachable, 504 when it does not answer in time, both JSON")
+    func upstreamFailures() async throws {
+        try await withLiveGateway { live in
+            let token = try live.token()
+            let down = try RawHTTPClient.request(port: live.port, "GET", "/down/x", headers: [("Authorization", "Bearer \(token)")])
+            #expect(down.status == 502 && down.json?["error"] as? String == "bad_gateway")
+            let started = Date()
+            let slow = try RawHTTPClient.request(port: live.port, "GET", "/slow/x", headers: [("Authorization", "Bearer \(token)")])
+            #expect(slow.status == 504 && slow.json?["error"] as? String == "gateway_timeout")
+            #expect(Date().timeIntervalSince(started) < 5)
+            // The gateway keeps serving afterwards.
+            #expect(try RawHTTPClient.request(port: live.port, "GET", "/api/x", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+        }
+    }
+
+    @Test("keep-alive on both sides: many requests, one client connection, upstream connections reused")
+    func keepAlive() async throws {
+        try await withLiveGateway { live in
+            let client = try RawHTTPClient(port: live.port)
+            let token = try live.token()
+            for index in 0..<20 {
+                try client.send("GET /api/\(index) HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                let response = try client.readResponse()
+                #expect(response.status == 200 && response.json?["path"] as? String == "/api/\(index)")
+            }
+            // Errors answered by the gateway keep the connection too.
+            try client.send("GET /api/x HTTP/1.1\r\nHost: gw\r\n\r\n")
+            #expect(try client.readResponse().status == 401)
+            try client.send("GET /api/last HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n")
+            let last = try client.readResponse()
+            #expect(last.status == 200 && last.header("connection") == "close")
+            #expect(client.isClosedByPeer())
+            #expect(live.echoConnections.value.load(ordering: .relaxed) <= 2, "at most one upstream connection per event loop")
+        }
+    }
+
+    @Test("a 20 MiB upload streams through intact; HEAD and Expect: 100-continue work")
+    func bodies() async throws {
+        try await withLiveGateway { live in
+            let token = try live.token()
+            var random = [UInt8](repeating: 0, count: 20 << 20)
+            for index in stride(from: 0, to: random.count, by: 4096) { random[index] = UInt8(truncatingIfNeeded: index / 4096 &* 2654435761) }
+            let upload = try RawHTTPClient.request(port: live.port, "POST", "/api/upload", headers: [("Authorization", "Bearer \(token)")], body: random)
+            let expected = Digest.sha256.hash(random).map { String(format: "%02x", $0) }.joined()
+            #expect(upload.status == 200 && upload.json?["body_bytes"] as? Int == random.count)
+            #expect(upload.json?["body_sha256"] as? String == expected)
+
+            let head = try RawHTTPClient.request(port: live.port, "HEAD", "/api/h", headers: [("Authorization", "Bearer \(token)")])
+            #expect(head.status == 200 && head.body.isEmpty)
+
+            let client = try RawHTTPClient(port: live.port)
+            try client.send("POST /api/continue HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(token)\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            let interim = try client.readResponse(informational: true)
+            #expect(interim.status == 100)
+            try client.send("hello")
+            let final = try client.readResponse()
+            #expect(final.status == 200 && final.json?["body_bytes"] as? Int == 5)
+            #expect((final.json?["headers"] as? [String: [String]])?["expect"] == nil)
+
+            // Refused before the body is sent: no 100, a 401, and the body is never wanted.
+            let refused = try RawHTTPClient(port: live.port)
+            try refused.send("POST /api/continue HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            #expect(try refused.readResponse(informational: true).status == 401)
+        }
+    }
+}
