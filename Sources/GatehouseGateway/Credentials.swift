@@ -14,17 +14,24 @@ public enum Credentials: Equatable, Sendable {
     /// Reads the `Authorization` header (scheme case-insensitive, RFC 6750 §2.1), else the named
     /// access-token cookie.
     public init(headers: HTTPHeaders, cookie: String?) {
-        if headers["authorization"].count > 1 {
-            self = .ambiguous
-            return
+        var authorization: String? = nil
+        for (name, value) in headers where HeaderRewriter.equalsIgnoringCase(name, "authorization") {
+            guard authorization == nil else {
+                self = .ambiguous
+                return
+            }
+            authorization = value
         }
-        if let authorization = headers.first(name: "authorization") {
-            let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-            guard parts.count >= 1, parts[0].lowercased() == "bearer" else {
+        if let authorization {
+            // "Bearer" in any casing, then the token (RFC 6750 §2.1).
+            let utf8 = authorization.utf8
+            guard utf8.count >= 6, HeaderRewriter.equalsIgnoringCase(String(authorization.prefix(6)), "bearer"),
+                utf8.count == 6 || authorization.dropFirst(6).first == " "
+            else {
                 self = .none
                 return
             }
-            let token = parts.count == 2 ? parts[1].drop { $0 == " " } : ""
+            let token = authorization.dropFirst(6).drop { $0 == " " }
             self = Self.isToken68(token) ? .bearer(String(token)) : .malformed
             return
         }
@@ -37,18 +44,21 @@ public enum Credentials: Equatable, Sendable {
 
     /// RFC 6750's b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
     private static func isToken68(_ token: Substring) -> Bool {
-        guard !token.isEmpty else { return false }
-        var seenPadding = false
-        for byte in token.utf8 {
-            switch byte {
-            case UInt8(ascii: "="): seenPadding = true
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
-                if seenPadding { return false }
-            default: return false
+        var token = token
+        return token.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            var seenPadding = false
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "="): seenPadding = true
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                    UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                    if seenPadding { return false }
+                default: return false
+                }
             }
+            return true
         }
-        return true
     }
 
     /// The value of cookie `name` from the `Cookie` header(s) (RFC 6265 §5.4).

@@ -31,6 +31,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     private let authorizer: RequestAuthorizer
     private let pool: UpstreamPool
+    private let cache: TokenCache?
     private let scheme: String
     private var context: ChannelHandlerContext?
 
@@ -43,10 +44,13 @@ final class GatewayHandler: ChannelInboundHandler {
     private var upstreamReusable = false
     private var timeout: Scheduled<Void>?
     private var upstreamHead: HTTPRequestHead?
+    /// Whether the client's reads are paused (waiting for an upstream, or the upstream is full).
+    private var clientReadsPaused = false
 
-    init(authorizer: RequestAuthorizer, pool: UpstreamPool, scheme: String) {
+    init(authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, scheme: String) {
         self.authorizer = authorizer
         self.pool = pool
+        self.cache = cache
         self.scheme = scheme
     }
 
@@ -91,10 +95,15 @@ final class GatewayHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // The client cannot take more: stop reading the upstream's response until it can.
-        if let upstream = self.upstream {
-            upstream.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
-        }
+        self.upstream?.setReads(context.channel.isWritable)
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Pauses or resumes reading the client; a change of state only, since each costs an epoll_ctl.
+    private func setClientReads(_ on: Bool, context: ChannelHandlerContext) {
+        guard self.clientReadsPaused == on else { return }
+        self.clientReadsPaused = !on
+        context.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -116,7 +125,7 @@ final class GatewayHandler: ChannelInboundHandler {
         self.clientKeepAlive = head.isKeepAlive
         self.requestComplete = false
         self.responseStarted = false
-        switch self.authorizer.decide(head, now: currentTime()) {
+        switch self.authorizer.decide(head, now: currentTime(), cache: self.cache) {
         case .respond(let error):
             self.phase = .answered
             self.answer(error, context: context)
@@ -138,9 +147,9 @@ final class GatewayHandler: ChannelInboundHandler {
             let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
             self.upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
             self.phase = .connecting
-            // Hold the client's reads until the upstream can take the body.
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
             self.startTimeout(route.timeout, context: context)
+            // A pooled connection completes at once; a new one takes a round trip, during which
+            // the client's reads are held so that the body waits in the socket, not in memory.
             self.pool.acquire(host: upstreamURL.host, port: upstreamURL.port, connectTimeout: .nanoseconds(Int64(route.connectTimeout.seconds * 1e9)))
                 .assumeIsolated()
                 .whenComplete { result in
@@ -149,6 +158,7 @@ final class GatewayHandler: ChannelInboundHandler {
                     case .failure: self.failBeforeResponse(.badGateway, context: context)
                     }
                 }
+            if self.phase == .connecting { self.setClientReads(false, context: context) }
         }
     }
 
@@ -172,10 +182,8 @@ final class GatewayHandler: ChannelInboundHandler {
         self.held.removeAll()
         connection.channel.flush()
         self.phase = .forwarding
-        connection.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
-        if !self.requestComplete {
-            context.channel.setOption(ChannelOptions.autoRead, value: connection.channel.isWritable).whenFailure { _ in }
-        }
+        connection.setReads(context.channel.isWritable)
+        self.setClientReads(self.requestComplete || connection.channel.isWritable, context: context)
     }
 
     private func startTimeout(_ duration: Duration, context: ChannelHandlerContext) {
@@ -197,7 +205,7 @@ final class GatewayHandler: ChannelInboundHandler {
         }
         self.held.removeAll()
         self.phase = self.requestComplete ? .idle : .answered
-        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        self.setClientReads(true, context: context)
         self.answer(error, context: context)
     }
 
@@ -255,7 +263,7 @@ extension GatewayHandler: UpstreamDelegate {
             }
             // A response that ends before its request: read and drop the rest of the body.
             self.phase = self.requestComplete ? .idle : .answered
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            self.setClientReads(true, context: context)
             self.finishResponse(context: context, trailers: trailers)
         }
     }
@@ -266,8 +274,8 @@ extension GatewayHandler: UpstreamDelegate {
 
     func upstreamWritabilityChanged(isWritable: Bool) {
         // The upstream cannot take more of the request body: stop reading the client until it can.
-        guard self.phase == .forwarding, !self.requestComplete else { return }
-        self.context?.channel.setOption(ChannelOptions.autoRead, value: isWritable).whenFailure { _ in }
+        guard self.phase == .forwarding, !self.requestComplete, let context = self.context else { return }
+        self.setClientReads(isWritable, context: context)
     }
 
     func upstreamClosed() {

@@ -9,30 +9,36 @@ import NIOPosix
 public final class GatewayServer: Sendable {
     /// The listening channel.
     public let channel: any Channel
-    private let pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]
+    private let loops: [ObjectIdentifier: NIOLoopBound<LoopState>]
 
     /// Binds `config.listen` (or `host`/`port` when given, for tests) and starts serving.
     public static func start(
         config: GatewayConfig, verifiers: [Verifier], group: any EventLoopGroup, host: String? = nil, port: Int? = nil
     ) async throws -> GatewayServer {
         let authorizer = RequestAuthorizer(routes: RouteTable(config.routes), providers: ProviderSet(verifiers), cookie: config.verify.cookie)
-        var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
-        for loop in group.makeIterator() {
-            let bound = try await loop.submit { NIOLoopBound(UpstreamPool(eventLoop: loop), eventLoop: loop) }.get()
-            pools[ObjectIdentifier(loop)] = bound
+        let loopList = Array(group.makeIterator())
+        // The configured cache size is for the whole gateway; each loop keeps its share.
+        let cacheSize = config.verify.tokenCacheSize == 0 ? 0 : max(1, config.verify.tokenCacheSize / loopList.count)
+        var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
+        for loop in loopList {
+            let state = try await loop.submit {
+                NIOLoopBound(LoopState(pool: UpstreamPool(eventLoop: loop), cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil), eventLoop: loop)
+            }.get()
+            loops[ObjectIdentifier(loop)] = state
         }
-        let poolsByLoop = pools
+        let statesByLoop = loops
         let channel = try await HTTPListener.bind(
             host: host ?? config.listen.host, port: port ?? config.listen.port, group: group
         ) { channel in
-            GatewayHandler(authorizer: authorizer, pool: poolsByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: "http")
+            let state = statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value
+            return GatewayHandler(authorizer: authorizer, pool: state.pool, cache: state.cache, scheme: "http")
         }
-        return GatewayServer(channel: channel, pools: pools)
+        return GatewayServer(channel: channel, loops: loops)
     }
 
-    private init(channel: any Channel, pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]) {
+    private init(channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>]) {
         self.channel = channel
-        self.pools = pools
+        self.loops = loops
     }
 
     /// The port actually bound.
@@ -41,8 +47,31 @@ public final class GatewayServer: Sendable {
     /// Stops accepting and closes pooled upstream connections.
     public func stop() async throws {
         try await self.channel.close()
-        for pool in self.pools.values {
-            try await pool.eventLoop.submit { pool.value.closeAll() }.get()
+        for state in self.loops.values {
+            try await state.eventLoop.submit { state.value.pool.closeAll() }.get()
         }
+    }
+
+    /// Verified-token cache hits and misses, summed over the event loops.
+    public func tokenCacheCounts() async throws -> (hits: Int, misses: Int) {
+        var hits = 0
+        var misses = 0
+        for state in self.loops.values {
+            let counts = try await state.eventLoop.submit { (state.value.cache?.hits ?? 0, state.value.cache?.misses ?? 0) }.get()
+            hits += counts.0
+            misses += counts.1
+        }
+        return (hits, misses)
+    }
+}
+
+/// What one event loop owns: its upstream connections and its verified tokens.
+final class LoopState {
+    let pool: UpstreamPool
+    let cache: TokenCache?
+
+    init(pool: UpstreamPool, cache: TokenCache?) {
+        self.pool = pool
+        self.cache = cache
     }
 }

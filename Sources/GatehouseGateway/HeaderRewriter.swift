@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseCrypto
+import Synchronization
 public import NIOHTTP1
 
 /// What the gateway knows about a request's connection, for the forwarding headers.
@@ -25,20 +26,35 @@ public struct ForwardingContext: Sendable {
 /// Rewrites headers between client and upstream (DESIGN.md "Routing and headers").
 public enum HeaderRewriter {
     /// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual proxy ones), removed in both directions.
-    static let hopByHop: Set<String> = [
+    static let hopByHop = [
         "connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection", "proxy-authorization",
         "proxy-authenticate",
     ]
 
-    /// Removes `Connection`, every header it names, and the other hop-by-hop headers.
-    public static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        var named = Self.hopByHop
+    /// ASCII case-insensitive equality, without allocating.
+    @inline(__always)
+    static func equalsIgnoringCase(_ name: String, _ lowercase: String) -> Bool {
+        name.utf8.count == lowercase.utf8.count
+            && zip(name.utf8, lowercase.utf8).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
+    }
+
+    /// Removes `Connection`, every header it names, the other hop-by-hop headers and, when
+    /// `identity` is set, every client identity header. Headers are only rebuilt when one is found.
+    static func removeHopByHop(_ headers: inout HTTPHeaders, identityHeaders: Bool = false) {
+        var named: [Substring] = []
         for value in headers["connection"] {
             for token in value.split(separator: ",") {
-                named.insert(token.trimmingSpaces.lowercased())
+                let token = token.trimmingSpaces
+                // `close` and `keep-alive` name no header worth a rebuild.
+                if !token.isEmpty, !equalsIgnoringCase(String(token), "close") { named.append(token) }
             }
         }
-        headers = HTTPHeaders(headers.filter { !named.contains($0.name.lowercased()) })
+        func drop(_ name: String) -> Bool {
+            (identityHeaders && isIdentityHeader(name)) || hopByHop.contains { equalsIgnoringCase(name, $0) }
+                || named.contains { equalsIgnoringCase(name, String($0).lowercased()) }
+        }
+        guard headers.contains(where: { drop($0.name) }) else { return }
+        headers = HTTPHeaders(headers.filter { !drop($0.name) })
     }
 
     /// Whether `name` is an identity header, reading `_` as `-` (`X_User_Id` too).
@@ -58,13 +74,13 @@ public enum HeaderRewriter {
     @discardableResult
     public static func rewriteRequest(_ headers: inout HTTPHeaders, identity: Identity?, context: ForwardingContext) -> String {
         let clientHost = headers.first(name: "host")
-        Self.removeHopByHop(&headers)
-        headers = HTTPHeaders(headers.filter { !Self.isIdentityHeader($0.name) })
+        Self.removeHopByHop(&headers, identityHeaders: true)
         if let identity {
+            // Empty lists send no header rather than an empty value.
             headers.add(name: "X-User-Id", value: identity.userID)
             if let role = identity.role { headers.add(name: "X-User-Role", value: role) }
-            headers.add(name: "X-User-Roles", value: identity.roles.joined(separator: ","))
-            headers.add(name: "X-User-Scopes", value: identity.scopes.joined(separator: ","))
+            if !identity.roles.isEmpty { headers.add(name: "X-User-Roles", value: identity.roles.joined(separator: ",")) }
+            if !identity.scopes.isEmpty { headers.add(name: "X-User-Scopes", value: identity.scopes.joined(separator: ",")) }
         }
         let forwardedFor = headers["x-forwarded-for"].joined(separator: ", ")
         headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? context.clientAddress : forwardedFor + ", " + context.clientAddress)
@@ -92,16 +108,10 @@ public enum HeaderRewriter {
         id.utf8.count <= 128 && Identity.isSafe(id)
     }
 
-    /// 128 random bits as 32 lower-case hex digits.
+    /// A request id unique within the fleet: 64 random bits drawn once per process, then a
+    /// per-thread counter (no random draw per request: OpenSSL's DRBG calls getpid every time).
     static func makeRequestID() -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(32)
-        for byte in SecureRandom.bytes(16) {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        RequestIDs.next()
     }
 }
 
@@ -112,5 +122,17 @@ extension Substring {
         while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
         while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
         return slice
+    }
+}
+
+/// Request ids: a random process prefix and a counter.
+enum RequestIDs {
+    private static let prefix: String = SecureRandom.bytes(8).map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let value = Self.counter.add(1, ordering: .relaxed).newValue
+        let hex = String(value, radix: 16)
+        return Self.prefix + String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

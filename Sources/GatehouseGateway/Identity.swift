@@ -11,7 +11,7 @@ public struct Identity: Sendable, Equatable {
     public let userID: String
     /// `X-User-Role`: `role`, else the first of `roles`.
     public let role: String?
-    /// `X-User-Roles`: `roles`, comma-separated.
+    /// `X-User-Roles`: `roles`, comma-separated (`role` alone when the token has no `roles`).
     public let roles: [String]
     /// `X-User-Scopes`: the space-separated `scope`, comma-separated.
     public let scopes: [String]
@@ -54,7 +54,7 @@ public struct Identity: Sendable, Equatable {
             self.role = role
         default: throw JOSEError(.badClaim, "role is not a string")
         }
-        self.roles = roles
+        self.roles = roles.isEmpty ? self.role.map { [$0] } ?? [] : roles
         switch claims.value("scope") {
         case nil: self.scopes = []
         case .string(let scope):

@@ -21,10 +21,20 @@ public struct ProviderSet: Sendable {
     /// Verifies `token` with the provider its `iss` names. With one provider, that provider judges
     /// every token (its own `iss` check reports a stranger as `bad_issuer`).
     public func verify(_ token: String, now: Double) throws(JOSEError) -> VerifiedToken {
-        if let only { return try only.verify(token, now: now) }
-        guard let issuer = Self.peekIssuer(token) else { throw JOSEError(.malformed, "no iss to choose a provider by") }
-        guard let verifier = self.byIssuer[issuer] else { throw JOSEError(.badIssuer, "no provider for this iss") }
-        return try verifier.verify(token, now: now)
+        try self.verifyReturningLeeway(token, now: now).token
+    }
+
+    /// The same, with the leeway of the provider that judged it (for the token cache's deadline).
+    func verifyReturningLeeway(_ token: String, now: Double) throws(JOSEError) -> (token: VerifiedToken, leeway: Double) {
+        let verifier: Verifier
+        if let only {
+            verifier = only
+        } else {
+            guard let issuer = Self.peekIssuer(token) else { throw JOSEError(.malformed, "no iss to choose a provider by") }
+            guard let chosen = self.byIssuer[issuer] else { throw JOSEError(.badIssuer, "no provider for this iss") }
+            verifier = chosen
+        }
+        return (try verifier.verify(token, now: now), verifier.policy.leeway)
     }
 
     /// The unverified `iss` of a compact JWS, used for nothing but choosing the verifier.

@@ -24,6 +24,11 @@ public struct RequestAuthorizer: Sendable {
     }
 
     public func decide(_ head: HTTPRequestHead, now: Double) -> Decision {
+        self.decide(head, now: now, cache: nil)
+    }
+
+    /// Decides with this event loop's verified-token cache (nil: every token is verified).
+    func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?) -> Decision {
         let path: RequestPath
         do { path = try RequestPath(target: head.uri) } catch {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"))
@@ -46,11 +51,22 @@ public struct RequestAuthorizer: Sendable {
         case .bearer(let token):
             // A token that is present but bad is refused on optional routes too.
             let identity: Identity
-            do {
-                let verified = try self.providers.verify(token, now: now)
-                identity = try Identity(claims: verified.claims)
-            } catch {
-                return .respond(.invalidToken(error.reason))
+            let key = cache?.key(for: token)
+            switch key.map({ cache!.lookup($0, now: now) }) ?? .miss {
+            case .hit(let cached):
+                identity = cached
+            case .expired:
+                return .respond(.invalidToken(.expired))
+            case .miss:
+                do {
+                    let (verified, leeway) = try self.providers.verifyReturningLeeway(token, now: now)
+                    identity = try Identity(claims: verified.claims)
+                    if let cache, let key, let expiresAt = verified.claims.expiresAt {
+                        cache.insert(key, .init(identity: identity, deadline: expiresAt + leeway, sessionID: verified.claims.sessionID))
+                    }
+                } catch {
+                    return .respond(.invalidToken(error.reason))
+                }
             }
             guard identity.satisfies(anyRole: route.anyRole, allScopes: route.allScopes) else {
                 return .respond(.insufficientScope)

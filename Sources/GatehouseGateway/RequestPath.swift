@@ -40,6 +40,8 @@ public struct RequestPath: Sendable, Equatable {
     }
 
     private static func normalize(_ raw: Substring) throws(Failure) -> String {
+        // Most paths are already normal: no escape, no empty, "." or ".." segment, no odd byte.
+        if Self.isAlreadyNormal(raw.utf8) { return String(raw) }
         let bytes = Array(raw.utf8)
         var decoded: [UInt8] = []
         decoded.reserveCapacity(bytes.count)
@@ -78,6 +80,16 @@ public struct RequestPath: Sendable, Equatable {
             path += "/"
         }
         return path
+    }
+
+    private static func isAlreadyNormal(_ path: Substring.UTF8View) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path {
+            guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "%") else { return false }
+            if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") { return false }
+            previous = byte
+        }
+        return true
     }
 
     private static func isUnreserved(_ byte: UInt8) -> Bool {

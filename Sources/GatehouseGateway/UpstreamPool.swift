@@ -5,10 +5,22 @@ import NIOPosix
 
 /// One HTTP/1.1 connection to an upstream, and the handler that hands its response parts to
 /// whichever client exchange currently owns it.
-final class UpstreamConnection {
+///
+/// `@unchecked Sendable` only so that futures of its own event loop can carry it: it is made,
+/// used and pooled on that loop and never crosses to another.
+final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
     let key: String
     let handler: UpstreamResponseHandler
+    /// Whether reads are paused because the client cannot take more of the response.
+    private var readsPaused = false
+
+    /// Pauses or resumes reading the response; a change of state only (each costs an epoll_ctl).
+    func setReads(_ on: Bool) {
+        guard self.readsPaused == on else { return }
+        self.readsPaused = !on
+        self.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+    }
 
     init(channel: any Channel, key: String, handler: UpstreamResponseHandler) {
         self.channel = channel
@@ -116,7 +128,7 @@ final class UpstreamPool {
             self.idle[connection.key]?.removeAll { $0 === connection }
         }
         // Reads stay on while idle, so that a close by the upstream is noticed at once.
-        connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        connection.setReads(true)
         self.idle[connection.key, default: []].append(connection)
     }
 

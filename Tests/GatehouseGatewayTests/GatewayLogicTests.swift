@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseConfig
 import GatehouseCrypto
-import GatehouseGateway
+@testable import GatehouseGateway
 import GatehouseJOSE
 import NIOHTTP1
 import Testing
@@ -274,5 +274,67 @@ struct RequestAuthorizerTests {
         #expect(try set.verify(token("https://b", other), now: 1.8e9).claims.issuer == "https://b")
         #expect(throws: JOSEError(.badSignature)) { try set.verify(token("https://b", mine), now: 1.8e9) }
         #expect(throws: JOSEError(.badIssuer)) { try set.verify(token("https://c", mine), now: 1.8e9) }
+    }
+}
+
+@Suite("The verified-token cache")
+struct TokenCacheTests {
+    @Test("cached and uncached give the same verdicts; a hit re-checks expiry and the route's own rules")
+    func sameVerdicts() throws {
+        let fixture = try GatewayFixture(routes: [route("/api/"), route("/admin/", anyRole: ["admin"])])
+        let cache = TokenCache(capacity: 16)
+        let token = try fixture.token(expiresIn: 60)
+        let head = { (uri: String, time: Double) in
+            fixture.authorizer.decide(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Authorization": "Bearer \(token)"]), now: time, cache: cache)
+        }
+        guard case .forward(_, _, let first) = head("/api/x", fixture.now) else {
+            Issue.record("first request refused")
+            return
+        }
+        #expect(cache.misses == 1 && cache.hits == 0 && cache.count == 1)
+        guard case .forward(_, _, let second) = head("/api/y", fixture.now + 1) else {
+            Issue.record("cached request refused")
+            return
+        }
+        #expect(cache.hits == 1 && first == second)
+        // The cached identity does not open a route whose rules it fails: the verdict never crosses routes.
+        guard case .respond(let forbidden) = head("/admin/x", fixture.now + 2) else {
+            Issue.record("cached token crossed into a route it may not use")
+            return
+        }
+        #expect(forbidden == .insufficientScope && cache.hits == 2)
+        // Past exp + leeway (30 s), the cached token is refused exactly as the verifier would.
+        guard case .respond(let expired) = head("/api/x", fixture.now + 60 + 30) else {
+            Issue.record("an expired cached token was accepted")
+            return
+        }
+        #expect(expired == .invalidToken(.expired))
+        let uncached = fixture.authorizer.decide(
+            HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/x", headers: ["Authorization": "Bearer \(token)"]), now: fixture.now + 90)
+        guard case .respond(let uncachedExpired) = uncached else {
+            Issue.record("uncached verdict differs")
+            return
+        }
+        #expect(uncachedExpired == expired)
+    }
+
+    @Test("refused tokens are not cached; the ring evicts the oldest; sessions can be evicted")
+    func bookkeeping() throws {
+        let fixture = try GatewayFixture(routes: [route("/api/")])
+        let cache = TokenCache(capacity: 2)
+        func decide(_ token: String) -> RequestAuthorizer.Decision {
+            fixture.authorizer.decide(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/x", headers: ["Authorization": "Bearer \(token)"]), now: fixture.now, cache: cache)
+        }
+        _ = decide(try fixture.token(expiresIn: -3600))
+        _ = decide(try fixture.token(["sub": .string("a b")]))
+        #expect(cache.count == 0)
+        let tokens = try (0..<3).map { try fixture.token(["sid": .string("s\($0)"), "jti": .string("j\($0)")]) }
+        for token in tokens { _ = decide(token) }
+        #expect(cache.count == 2)
+        _ = decide(tokens[0])
+        #expect(cache.hits == 0, "the oldest was evicted")
+        cache.evict(sessionID: "s2")
+        _ = decide(tokens[2])
+        #expect(cache.hits == 0 && cache.misses == 7, "two refused, three new, one evicted, one revoked")
     }
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Gatehouse as the candidate of ../shared/bench/anchors/run.sh (its CANDIDATE_CMD interface):
+# writes a gateway.conf from the BENCH_* variables the harness sets and runs `gatehouse serve`.
+# TOKEN_CACHE=0 switches the verified-token cache off (every request a signature check).
+set -euo pipefail
+: "${BENCH_ALG:?} ${BENCH_LISTEN:?} ${BENCH_UPSTREAM_URL:?} ${BENCH_KEY_FILE:?} ${BENCH_ISSUER:?}"
+GATEHOUSE=${GATEHOUSE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.build/release/gatehouse}
+kid="bench-$(tr '[:upper:]' '[:lower:]' <<<"$BENCH_ALG")"
+if [[ $BENCH_ALG == HS* ]]; then
+    BENCH_SECRET=$(<"$BENCH_KEY_FILE")
+    export BENCH_SECRET
+    keys="{ secret: \"\${BENCH_SECRET}\", kid: $kid }"
+else
+    keys="{ public_key_file: \"$BENCH_KEY_FILE\", kid: $kid }"
+fi
+conf=$(mktemp "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX.conf")
+trap 'rm -f "$conf"' EXIT
+cat >"$conf" <<CONF
+listen: $BENCH_LISTEN
+threads: ${BENCH_CPUS:-1}
+issuer: { enabled: false }
+verify:
+  issuer: $BENCH_ISSUER
+  audience: $BENCH_ISSUER
+  algorithms: [$BENCH_ALG]
+  keys: $keys
+  token_cache: { size: ${TOKEN_CACHE:-100000} }
+routes:
+  - { prefix: /, upstream: "$BENCH_UPSTREAM_URL" }
+CONF
+# The configuration is read at start; the file can go once the listener is up.
+"$GATEHOUSE" serve --config "$conf" &
+pid=$!
+sleep 1
+rm -f "$conf"
+trap 'kill -TERM $pid 2>/dev/null' EXIT TERM INT
+wait $pid
