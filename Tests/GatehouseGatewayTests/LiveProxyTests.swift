@@ -196,6 +196,8 @@ struct LiveProxyTests {
             #expect(last.status == 200 && last.header("connection") == "close")
             #expect(client.isClosedByPeer())
             #expect(live.echoConnections.value.load(ordering: .relaxed) <= 2, "at most one upstream connection per event loop")
+            let counts = try await live.gateway.tokenCacheCounts()
+            #expect(counts.misses == 1 && counts.hits == 20, "one signature check, then cache hits")
         }
     }
 
