@@ -54,8 +54,18 @@ final class GatewayHandler: ChannelInboundHandler {
         self.scheme = scheme
     }
 
+    /// The connection's head/idle timer, when the listener enforces limits.
+    private var headTimeout: HeadTimeoutHandler?
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.headTimeout = try? context.pipeline.syncOperations.handler(type: HeadTimeoutHandler.self)
+    }
+
+    /// The exchange is over: wait for the next request head.
+    private func enterIdle(context: ChannelHandlerContext) {
+        self.phase = .idle
+        self.headTimeout?.waitForHead(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -71,7 +81,7 @@ final class GatewayHandler: ChannelInboundHandler {
             self.begin(head, context: context)
         case (.answered, .end):
             self.requestComplete = true
-            self.phase = .idle
+            self.enterIdle(context: context)
         case (.answered, _):
             break  // the body of a request already answered
         case (.connecting, let part):
@@ -122,6 +132,7 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.headTimeout?.headReceived()
         self.clientKeepAlive = head.isKeepAlive
         self.requestComplete = false
         self.responseStarted = false
@@ -204,7 +215,7 @@ final class GatewayHandler: ChannelInboundHandler {
             self.upstream = nil
         }
         self.held.removeAll()
-        self.phase = self.requestComplete ? .idle : .answered
+        if self.requestComplete { self.enterIdle(context: context) } else { self.phase = .answered }
         self.setClientReads(true, context: context)
         self.answer(error, context: context)
     }
@@ -262,7 +273,7 @@ extension GatewayHandler: UpstreamDelegate {
                 }
             }
             // A response that ends before its request: read and drop the rest of the body.
-            self.phase = self.requestComplete ? .idle : .answered
+            if self.requestComplete { self.enterIdle(context: context) } else { self.phase = .answered }
             self.setClientReads(true, context: context)
             self.finishResponse(context: context, trailers: trailers)
         }

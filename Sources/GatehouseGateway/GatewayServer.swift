@@ -27,8 +27,13 @@ public final class GatewayServer: Sendable {
             loops[ObjectIdentifier(loop)] = state
         }
         let statesByLoop = loops
+        let limits = ConnectionLimits(
+            headerTimeout: .nanoseconds(Int64(config.headerTimeout.seconds * 1e9)),
+            idleTimeout: .nanoseconds(Int64(config.idleTimeout.seconds * 1e9)),
+            maxConnections: config.maxConnections
+        )
         let channel = try await HTTPListener.bind(
-            host: host ?? config.listen.host, port: port ?? config.listen.port, group: group
+            host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits
         ) { channel in
             let state = statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value
             return GatewayHandler(authorizer: authorizer, pool: state.pool, cache: state.cache, scheme: "http")

@@ -29,6 +29,11 @@ public struct RequestAuthorizer: Sendable {
 
     /// Decides with this event loop's verified-token cache (nil: every token is verified).
     func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?) -> Decision {
+        // The decoder refuses Content-Length with Transfer-Encoding and conflicting lengths; a
+        // length that is not a plain number never reaches an upstream either.
+        for length in head.headers["content-length"] where length.isEmpty || !length.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            return .respond(.invalidRequest("Content-Length is not a number"))
+        }
         let path: RequestPath
         do { path = try RequestPath(target: head.uri) } catch {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"))

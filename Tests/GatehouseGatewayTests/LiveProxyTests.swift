@@ -30,7 +30,7 @@ final class LiveGateway {
     var gateway: GatewayServer!
     let directory: URL
 
-    init() async throws {
+    init(topLevel: String = "") async throws {
         self.key = try EVPKey.generate(.ec(.p256))
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-live-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
@@ -46,7 +46,7 @@ final class LiveGateway {
         let closedPort = closed.localAddress!.port!
         try await closed.close()
         let echo = "http://127.0.0.1:\(self.echo.localAddress!.port!)"
-        let yaml = """
+        let yaml = topLevel + """
             verify:
               issuer: https://auth.test
               audience: api
@@ -89,8 +89,8 @@ final class LiveGateway {
 }
 
 /// Runs `body` against a fresh live gateway and always shuts it down.
-func withLiveGateway(_ body: (LiveGateway) async throws -> Void) async throws {
-    let live = try await LiveGateway()
+func withLiveGateway(topLevel: String = "", _ body: (LiveGateway) async throws -> Void) async throws {
+    let live = try await LiveGateway(topLevel: topLevel)
     do {
         try await body(live)
     } catch {
@@ -228,6 +228,89 @@ struct LiveProxyTests {
             let refused = try RawHTTPClient(port: live.port)
             try refused.send("POST /api/continue HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
             #expect(try refused.readResponse(informational: true).status == 401)
+        }
+    }
+}
+
+@Suite("Limits and request smuggling over real sockets")
+struct LimitTests {
+    /// Sends raw bytes on a fresh connection; returns the gateway's answer and whether it then closed.
+    private func exchange(_ live: LiveGateway, _ request: String) throws -> (RawHTTPClient.Response, closed: Bool) {
+        let client = try RawHTTPClient(port: live.port, timeoutSeconds: 5)
+        try client.send(request)
+        let response = try client.readResponse()
+        return (response, client.isClosedByPeer())
+    }
+
+    @Test("framing that could smuggle a request is a 400 and the connection closes; the upstream sees nothing")
+    func smuggling() async throws {
+        try await withLiveGateway { live in
+            let cases = [
+                "POST /public/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "POST /public/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+                "POST /public/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+                "POST /public/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!",
+                "GET /public/x HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n  b\r\n\r\n",
+                "POST /public/x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+                "GET /public/x HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n",
+            ]
+            for request in cases {
+                let (response, closed) = try self.exchange(live, request)
+                #expect(response.status == 400 && response.json?["error"] as? String == "invalid_request", "\(request.debugDescription)")
+                #expect(closed, "\(request.debugDescription)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(live.echoConnections.value.load(ordering: .relaxed) == 0, "no refused head reached the upstream")
+            // A bad chunk size comes after a valid head, which has already streamed upstream: the
+            // client gets its 400, and both connections close (the upstream one is never reused).
+            let (chunked, closed) = try self.exchange(
+                live, "POST /public/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+            #expect(chunked.status == 400 && closed)
+        }
+    }
+
+    @Test("oversized heads and too many headers are a 431 in JSON")
+    func headersTooLarge() async throws {
+        try await withLiveGateway { live in
+            let big = "GET /public/x HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "a", count: 40 * 1024))\r\n\r\n"
+            let (large, closedAfterLarge) = try self.exchange(live, big)
+            #expect(large.status == 431 && large.json?["error"] as? String == "headers_too_large" && closedAfterLarge)
+            let many = "GET /public/x HTTP/1.1\r\nHost: a\r\n" + (0..<150).map { "X-H\($0): v\r\n" }.joined() + "\r\n"
+            #expect(try self.exchange(live, many).0.status == 431)
+        }
+    }
+
+    @Test("slowloris heads and idle connections are closed; busy ones are not")
+    func timeouts() async throws {
+        try await withLiveGateway(topLevel: "header_timeout: 300ms\nidle_timeout: 700ms\n") { live in
+            let slow = try RawHTTPClient(port: live.port, timeoutSeconds: 5)
+            let started = Date()
+            try slow.send("GET /public/x HTTP/1.1\r\nHost: a\r\n")
+            #expect(slow.isClosedByPeer())
+            #expect(Date().timeIntervalSince(started) < 2)
+
+            let idle = try RawHTTPClient(port: live.port, timeoutSeconds: 5)
+            try idle.send("GET /public/x HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try idle.readResponse().status == 200)
+            // Within the idle timeout the connection still serves.
+            try await Task.sleep(for: .milliseconds(300))
+            try idle.send("GET /public/y HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try idle.readResponse().status == 200)
+            let idleSince = Date()
+            #expect(idle.isClosedByPeer())
+            #expect(Date().timeIntervalSince(idleSince) > 0.5)
+        }
+    }
+
+    @Test("connections beyond max_connections are closed at once")
+    func maxConnections() async throws {
+        try await withLiveGateway(topLevel: "max_connections: 3\n") { live in
+            let open = try (0..<3).map { _ in try RawHTTPClient(port: live.port, timeoutSeconds: 5) }
+            for client in open { try client.send("GET /public/x HTTP/1.1\r\nHost: a\r\n\r\n") }
+            for client in open { #expect(try client.readResponse().status == 200) }
+            let extra = try RawHTTPClient(port: live.port, timeoutSeconds: 5)
+            #expect(extra.isClosedByPeer())
+            withExtendedLifetime(open) {}
         }
     }
 }

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Limits a listener enforces per connection, from `gateway.conf`.
+public struct ConnectionLimits: Sendable {
+    /// Largest request head (all header names and values) accepted; beyond it, 431.
+    public var maxHeaderBytes: Int
+    /// Most header fields accepted; beyond it, 431.
+    public var maxHeaderCount: Int
+    /// Time to finish a request head once its first byte has arrived (slowloris).
+    public var headerTimeout: TimeAmount
+    /// Time a connection may wait for a next request without sending a byte.
+    public var idleTimeout: TimeAmount
+    /// Connections open at once; more are closed as soon as they are accepted.
+    public var maxConnections: Int
+
+    public init(maxHeaderBytes: Int = 32 * 1024, maxHeaderCount: Int = 100, headerTimeout: TimeAmount = .seconds(10),
+                idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 16384) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
+    }
+
+    var decoderLimits: NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = self.maxHeaderBytes
+        limits.maxHeaderListSize = self.maxHeaderBytes
+        limits.maxHeaderFieldCount = self.maxHeaderCount
+        return limits
+    }
+}
+
+/// Answers a request the HTTP decoder refused — 431 for an oversized head, 400 for anything else
+/// (bad syntax, both Content-Length and Transfer-Encoding, conflicting lengths, bad chunk sizes) —
+/// in the gateway's JSON, then closes: after a framing error nothing on the connection can be
+/// trusted (request smuggling). Placed where NIO's own error handler would be.
+final class ProtocolErrorResponder: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Whether a response head has gone out without its end: then an error can only close.
+    private var responseInFlight = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if !self.responseInFlight {
+            let answer = parserError == .headerOverflow
+                ? GatewayError.headersTooLarge
+                : GatewayError.invalidRequest("the request is not valid HTTP/1.1 (\(parserError))")
+            var body = context.channel.allocator.buffer(capacity: 128)
+            body.writeString(answer.body)
+            context.write(self.wrapOutboundOut(.head(answer.head(keepAlive: false))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        context.close(promise: nil)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch self.unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200: self.responseInFlight = true
+        case .end: self.responseInFlight = false
+        default: break
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+/// Closes connections that take too long to send a request head (slowloris: `header_timeout`
+/// from the head's first byte) or sit idle between requests (`idle_timeout`). It sees raw bytes,
+/// so it stands before the HTTP decoder; the gateway tells it when a head is complete.
+final class HeadTimeoutHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let headerTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private var timer: Scheduled<Void>?
+    /// Waiting for a head: no bytes yet (idle) or some (header timeout running).
+    private enum State { case idle, receivingHead, busy }
+    private var state = State.idle
+
+    init(headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.waitForHead(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if self.state == .idle {
+            self.state = .receivingHead
+            self.arm(self.headerTimeout, context: context)
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// The request head is complete: no head timer until the exchange ends.
+    func headReceived() {
+        self.state = .busy
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    /// The exchange ended: the connection waits for the next request.
+    func waitForHead(context: ChannelHandlerContext) {
+        self.state = .idle
+        self.arm(self.idleTimeout, context: context)
+    }
+
+    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        let channel = context.channel
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard self.state != .busy else { return }
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Counts a listener's open connections and closes those beyond `maxConnections` at once.
+final class ConnectionCounter: Sendable {
+    private let open = Atomic<Int>(0)
+    let maximum: Int
+
+    init(maximum: Int) { self.maximum = maximum }
+
+    /// Admits a new connection, or returns false when the listener is full.
+    func admit(_ channel: any Channel) -> Bool {
+        let count = self.open.add(1, ordering: .relaxed).newValue
+        channel.closeFuture.whenComplete { _ in self.open.subtract(1, ordering: .relaxed) }
+        return count <= self.maximum
+    }
+
+    var current: Int { self.open.load(ordering: .relaxed) }
+}
