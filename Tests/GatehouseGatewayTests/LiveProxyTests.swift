@@ -282,23 +282,24 @@ struct LimitTests {
 
     @Test("slowloris heads and idle connections are closed; busy ones are not")
     func timeouts() async throws {
-        try await withLiveGateway(topLevel: "header_timeout: 300ms\nidle_timeout: 700ms\n") { live in
+        // Margins are wide: other suites load the machine while this one runs.
+        try await withLiveGateway(topLevel: "header_timeout: 300ms\nidle_timeout: 3s\n") { live in
             let slow = try RawHTTPClient(port: live.port, timeoutSeconds: 5)
             let started = Date()
             try slow.send("GET /public/x HTTP/1.1\r\nHost: a\r\n")
             #expect(slow.isClosedByPeer())
-            #expect(Date().timeIntervalSince(started) < 2)
+            #expect(Date().timeIntervalSince(started) < 2.5)
 
             let idle = try RawHTTPClient(port: live.port, timeoutSeconds: 5)
             try idle.send("GET /public/x HTTP/1.1\r\nHost: a\r\n\r\n")
             #expect(try idle.readResponse().status == 200)
             // Within the idle timeout the connection still serves.
-            try await Task.sleep(for: .milliseconds(300))
+            try await Task.sleep(for: .milliseconds(500))
             try idle.send("GET /public/y HTTP/1.1\r\nHost: a\r\n\r\n")
             #expect(try idle.readResponse().status == 200)
             let idleSince = Date()
             #expect(idle.isClosedByPeer())
-            #expect(Date().timeIntervalSince(idleSince) > 0.5)
+            #expect(Date().timeIntervalSince(idleSince) > 2)
         }
     }
 

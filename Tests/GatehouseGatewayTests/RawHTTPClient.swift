@@ -85,6 +85,32 @@ final class RawHTTPClient {
         return bytes
     }
 
+    /// Reads a response's status line and headers only.
+    func readResponseHead() throws -> Response {
+        let statusLine = try self.readLine()
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else { throw Failure.malformed(statusLine) }
+        var headers: [(String, String)] = []
+        while true {
+            let line = try self.readLine()
+            if line.isEmpty { break }
+            guard let colon = line.firstIndex(of: ":") else { throw Failure.malformed(line) }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return Response(status: status, headers: headers, body: [])
+    }
+
+    /// Reads and drops `count` body bytes; throws `closed` if the connection ends first.
+    func discard(_ count: Int) throws {
+        var left = count
+        while left > 0 {
+            if self.buffer.isEmpty { guard try self.fill() else { throw Failure.closed } }
+            let taken = min(left, self.buffer.count)
+            self.buffer.removeFirst(taken)
+            left -= taken
+        }
+    }
+
     /// Reads one response (skipping 1xx heads unless `informational`); `head` means no body follows.
     func readResponse(head: Bool = false, informational: Bool = false) throws -> Response {
         while true {
