@@ -49,13 +49,23 @@ struct ServeCommand: AsyncParsableCommand {
         let threads = config.threads == 0 ? System.coreCount : config.threads
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server: GatewayServer
+        let admin: any Channel
         do {
             server = try await GatewayServer.start(config: config, verifiers: verifiers, group: group)
         } catch {
             printError("error: cannot listen on \(config.listen): \(error)")
             throw ExitCode(1)
         }
-        var lines = ["gatehouse gateway listening on \(config.listen.host):\(server.port) (\(threads) event loops, issuer off)"]
+        do {
+            admin = try await server.startAdmin(host: config.adminListen.host, port: config.adminListen.port, group: group)
+        } catch {
+            printError("error: cannot listen on \(config.adminListen) (admin_listen): \(error)")
+            throw ExitCode(1)
+        }
+        var lines = [
+            "gatehouse gateway listening on \(config.listen.host):\(server.port) (\(threads) event loops, issuer off)",
+            "gatehouse admin listening on \(config.adminListen.host):\(admin.localAddress?.port ?? config.adminListen.port) (/healthz /readyz /metrics)",
+        ]
         for provider in config.verify.providers {
             lines.append("  verifying iss \(provider.issuer) with \(provider.algorithms.sorted().map(\.rawValue).joined(separator: ","))")
         }
@@ -76,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for await _ in signals { break }
         sources.forEach { $0.cancel() }
+        try? await admin.close()
         try? await server.stop()
         try? await group.shutdownGracefully()
     }

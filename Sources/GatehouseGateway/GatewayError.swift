@@ -10,12 +10,15 @@ public struct GatewayError: Error, Sendable, Equatable {
     public let description: String
     /// `WWW-Authenticate`, for 401 and 403 (RFC 6750 §3).
     public let challenge: String?
+    /// Why a token was refused, for `gatehouse_token_rejections_total`.
+    public let rejection: RejectionReason?
 
-    public init(status: HTTPResponseStatus, code: String, description: String, challenge: String? = nil) {
+    public init(status: HTTPResponseStatus, code: String, description: String, challenge: String? = nil, rejection: RejectionReason? = nil) {
         self.status = status
         self.code = code
         self.description = description
         self.challenge = challenge
+        self.rejection = rejection
     }
 
     /// No token where one is required: a bare `Bearer` challenge (RFC 6750 §3.1).
@@ -27,7 +30,7 @@ public struct GatewayError: Error, Sendable, Equatable {
     public static func invalidToken(_ reason: RejectionReason) -> GatewayError {
         GatewayError(
             status: .unauthorized, code: "invalid_token", description: reason.rawValue,
-            challenge: "Bearer error=\"invalid_token\", error_description=\"\(reason.rawValue)\""
+            challenge: "Bearer error=\"invalid_token\", error_description=\"\(reason.rawValue)\"", rejection: reason
         )
     }
 

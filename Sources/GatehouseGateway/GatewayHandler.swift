@@ -32,6 +32,10 @@ final class GatewayHandler: ChannelInboundHandler {
     private let authorizer: RequestAuthorizer
     private let pool: UpstreamPool
     private let cache: TokenCache?
+    private let metrics: LoopMetrics
+    /// The current request's route prefix (`none` when no route matched), for the metrics.
+    private var routeLabel = "none"
+    private var forwardedAt: NIODeadline?
     private let scheme: String
     private var context: ChannelHandlerContext?
 
@@ -47,10 +51,11 @@ final class GatewayHandler: ChannelInboundHandler {
     /// Whether the client's reads are paused (waiting for an upstream, or the upstream is full).
     private var clientReadsPaused = false
 
-    init(authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, scheme: String) {
+    init(authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, scheme: String) {
         self.authorizer = authorizer
         self.pool = pool
         self.cache = cache
+        self.metrics = metrics
         self.scheme = scheme
     }
 
@@ -137,10 +142,13 @@ final class GatewayHandler: ChannelInboundHandler {
         self.requestComplete = false
         self.responseStarted = false
         switch self.authorizer.decide(head, now: currentTime(), cache: self.cache) {
-        case .respond(let error):
+        case .respond(let error, let route):
+            self.routeLabel = route ?? "none"
+            if let reason = error.rejection { self.metrics.countRejection(reason) }
             self.phase = .answered
             self.answer(error, context: context)
         case .forward(let route, let path, let identity):
+            self.routeLabel = route.prefix
             var headers = head.headers
             let upstreamURL = route.upstream
             let defaultPort = upstreamURL.scheme == "https" ? 443 : 80
@@ -181,6 +189,7 @@ final class GatewayHandler: ChannelInboundHandler {
         }
         self.upstream = connection
         self.upstreamReusable = false
+        self.forwardedAt = .now()
         connection.handler.delegate = self
         connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         for part in self.held {
@@ -222,6 +231,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     /// Writes one of the gateway's own JSON responses.
     private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
+        self.metrics.countRequest(route: self.routeLabel, status: Int(error.status.code))
         var body = context.channel.allocator.buffer(capacity: 128)
         body.writeString(error.body)
         context.write(self.wrapOutboundOut(.head(error.head(keepAlive: self.clientKeepAlive))), promise: nil)
@@ -257,11 +267,15 @@ extension GatewayHandler: UpstreamDelegate {
             HeaderRewriter.rewriteResponse(&head.headers)
             if !self.clientKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
             head.version = .http1_1
+            self.metrics.countRequest(route: self.routeLabel, status: Int(head.status.code))
             context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             guard self.responseStarted else { return }
+            if let forwardedAt = self.forwardedAt {
+                self.metrics.observeUpstream(route: self.routeLabel, seconds: Double((NIODeadline.now() - forwardedAt).nanoseconds) / 1e9)
+            }
             let upstream = self.upstream
             self.upstream = nil
             if let upstream {

@@ -22,7 +22,10 @@ public final class GatewayServer: Sendable {
         var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
         for loop in loopList {
             let state = try await loop.submit {
-                NIOLoopBound(LoopState(pool: UpstreamPool(eventLoop: loop), cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil), eventLoop: loop)
+                NIOLoopBound(
+                    LoopState(pool: UpstreamPool(eventLoop: loop), cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil, metrics: LoopMetrics()),
+                    eventLoop: loop
+                )
             }.get()
             loops[ObjectIdentifier(loop)] = state
         }
@@ -36,7 +39,7 @@ public final class GatewayServer: Sendable {
             host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits
         ) { channel in
             let state = statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value
-            return GatewayHandler(authorizer: authorizer, pool: state.pool, cache: state.cache, scheme: "http")
+            return GatewayHandler(authorizer: authorizer, pool: state.pool, cache: state.cache, metrics: state.metrics, scheme: "http")
         }
         return GatewayServer(channel: channel, loops: loops)
     }
@@ -70,13 +73,41 @@ public final class GatewayServer: Sendable {
     }
 }
 
-/// What one event loop owns: its upstream connections and its verified tokens.
+/// What one event loop owns: its upstream connections, its verified tokens, its counters.
 final class LoopState {
     let pool: UpstreamPool
     let cache: TokenCache?
+    let metrics: LoopMetrics
 
-    init(pool: UpstreamPool, cache: TokenCache?) {
+    init(pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics) {
         self.pool = pool
         self.cache = cache
+        self.metrics = metrics
+    }
+}
+
+extension GatewayServer {
+    /// Every loop's counters, summed on the loops themselves, as Prometheus text.
+    public func metricsText(on eventLoop: any EventLoop) -> EventLoopFuture<String> {
+        let snapshots = self.loops.values.map { state in
+            state.eventLoop.submit {
+                var snapshot = state.value.metrics.snapshot
+                snapshot.cacheHits = state.value.cache?.hits ?? 0
+                snapshot.cacheMisses = state.value.cache?.misses ?? 0
+                return snapshot
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(snapshots, on: eventLoop).map { all in
+            var total = MetricsSnapshot()
+            for snapshot in all { total.add(snapshot) }
+            return total.prometheusText
+        }
+    }
+
+    /// Binds the admin listener (`/healthz`, `/readyz`, `/metrics`).
+    public func startAdmin(host: String, port: Int, group: any EventLoopGroup, isReady: @escaping @Sendable () -> Bool = { true }) async throws -> any Channel {
+        try await HTTPListener.bind(host: host, port: port, group: group) { channel in
+            AdminHandler(isReady: isReady, metrics: { self.metricsText(on: channel.eventLoop) })
+        }
     }
 }

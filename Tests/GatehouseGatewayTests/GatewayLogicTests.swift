@@ -173,7 +173,7 @@ struct RequestAuthorizerTests {
     }
 
     private func error(_ decision: RequestAuthorizer.Decision) -> GatewayError? {
-        if case .respond(let error) = decision { return error }
+        if case .respond(let error, _) = decision { return error }
         return nil
     }
 
@@ -298,20 +298,20 @@ struct TokenCacheTests {
         }
         #expect(cache.hits == 1 && first == second)
         // The cached identity does not open a route whose rules it fails: the verdict never crosses routes.
-        guard case .respond(let forbidden) = head("/admin/x", fixture.now + 2) else {
+        guard case .respond(let forbidden, _) = head("/admin/x", fixture.now + 2) else {
             Issue.record("cached token crossed into a route it may not use")
             return
         }
         #expect(forbidden == .insufficientScope && cache.hits == 2)
         // Past exp + leeway (30 s), the cached token is refused exactly as the verifier would.
-        guard case .respond(let expired) = head("/api/x", fixture.now + 60 + 30) else {
+        guard case .respond(let expired, _) = head("/api/x", fixture.now + 60 + 30) else {
             Issue.record("an expired cached token was accepted")
             return
         }
         #expect(expired == .invalidToken(.expired))
         let uncached = fixture.authorizer.decide(
             HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/x", headers: ["Authorization": "Bearer \(token)"]), now: fixture.now + 90)
-        guard case .respond(let uncachedExpired) = uncached else {
+        guard case .respond(let uncachedExpired, _) = uncached else {
             Issue.record("uncached verdict differs")
             return
         }

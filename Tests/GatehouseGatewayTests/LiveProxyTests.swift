@@ -178,6 +178,41 @@ struct LiveProxyTests {
         }
     }
 
+    @Test("the admin listener: /healthz, /readyz and Prometheus /metrics counting what happened")
+    func admin() async throws {
+        try await withLiveGateway { live in
+            let admin = try await live.gateway.startAdmin(host: "127.0.0.1", port: 0, group: live.group)
+            let port = admin.localAddress!.port!
+            let token = try live.token()
+            for _ in 0..<3 { _ = try RawHTTPClient.request(port: live.port, "GET", "/api/x", headers: [("Authorization", "Bearer \(token)")]) }
+            _ = try RawHTTPClient.request(port: live.port, "GET", "/api/x", headers: [("Authorization", "Bearer \(try live.token(expiresIn: -100))")])
+            _ = try RawHTTPClient.request(port: live.port, "GET", "/admin/x", headers: [("Authorization", "Bearer \(token)")])
+            #expect(try RawHTTPClient.request(port: port, "GET", "/healthz").text == "ok\n")
+            #expect(try RawHTTPClient.request(port: port, "GET", "/readyz").status == 200)
+            #expect(try RawHTTPClient.request(port: port, "GET", "/nothing").status == 404)
+            let metrics = try RawHTTPClient.request(port: port, "GET", "/metrics")
+            let lines = Set(metrics.text.split(separator: "\n").map(String.init))
+            #expect(metrics.status == 200 && metrics.header("content-type")?.hasPrefix("text/plain") == true)
+            for expected in [
+                #"gatehouse_requests_total{route="/api/",status="200"} 3"#, #"gatehouse_requests_total{route="/api/",status="401"} 1"#,
+                #"gatehouse_requests_total{route="/admin/",status="403"} 1"#, #"gatehouse_token_rejections_total{reason="expired"} 1"#,
+                #"gatehouse_token_rejections_total{reason="bad_signature"} 0"#, #"gatehouse_upstream_duration_seconds_count{route="/api/"} 3"#,
+                #"gatehouse_upstream_duration_seconds_bucket{route="/api/",le="+Inf"} 3"#,
+            ] {
+                #expect(lines.contains(expected), "\(expected)")
+            }
+            // Each event loop keeps its own cache, so each of the two misses the valid token once
+            // at most; the expired token is always a miss.
+            func value(_ name: String) -> Int? {
+                lines.first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
+            }
+            let hits = try #require(value("gatehouse_token_cache_hits_total"))
+            let misses = try #require(value("gatehouse_token_cache_misses_total"))
+            #expect(hits + misses == 5 && (2...3).contains(misses))
+            try await admin.close()
+        }
+    }
+
     @Test("keep-alive on both sides: many requests, one client connection, upstream connections reused")
     func keepAlive() async throws {
         try await withLiveGateway { live in
