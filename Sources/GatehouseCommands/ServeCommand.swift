@@ -46,6 +46,18 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
+        // SIGTERM or SIGINT: stop accepting, let requests in flight finish within shutdown_grace,
+        // exit 0.
+        let (signals, continuation) = AsyncStream<Int32>.makeStream()
+        var sources: [any DispatchSourceSignal] = []
+        for signal in [SIGTERM, SIGINT] {
+            Foundation.signal(signal, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler { continuation.yield(signal) }
+            source.resume()
+            sources.append(source)
+        }
+
         let threads = config.threads == 0 ? System.coreCount : config.threads
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server: GatewayServer
@@ -74,20 +86,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
 
-        // SIGTERM or SIGINT: stop accepting, close pooled connections, exit 0.
-        let (signals, continuation) = AsyncStream<Int32>.makeStream()
-        var sources: [any DispatchSourceSignal] = []
-        for signal in [SIGTERM, SIGINT] {
-            Foundation.signal(signal, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
-            source.setEventHandler { continuation.yield(signal) }
-            source.resume()
-            sources.append(source)
-        }
         for await _ in signals { break }
         sources.forEach { $0.cancel() }
+        FileHandle.standardOutput.write(Data("gatehouse draining (up to \(Int(config.shutdownGrace.seconds)) s)\n".utf8))
+        try? await server.drain(grace: config.shutdownGrace)
         try? await admin.close()
-        try? await server.stop()
         try? await group.shutdownGracefully()
     }
 }

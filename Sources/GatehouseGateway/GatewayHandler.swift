@@ -30,9 +30,10 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     private let authorizer: RequestAuthorizer
-    private let pool: UpstreamPool
-    private let cache: TokenCache?
-    private let metrics: LoopMetrics
+    private let state: LoopState
+    private var pool: UpstreamPool { self.state.pool }
+    private var cache: TokenCache? { self.state.cache }
+    private var metrics: LoopMetrics { self.state.metrics }
     /// The current request's route prefix (`none` when no route matched), for the metrics.
     private var routeLabel = "none"
     private var forwardedAt: NIODeadline?
@@ -51,11 +52,9 @@ final class GatewayHandler: ChannelInboundHandler {
     /// Whether the client's reads are paused (waiting for an upstream, or the upstream is full).
     private var clientReadsPaused = false
 
-    init(authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, scheme: String) {
+    init(authorizer: RequestAuthorizer, state: LoopState, scheme: String) {
         self.authorizer = authorizer
-        self.pool = pool
-        self.cache = cache
-        self.metrics = metrics
+        self.state = state
         self.scheme = scheme
     }
 
@@ -65,15 +64,35 @@ final class GatewayHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.headTimeout = try? context.pipeline.syncOperations.handler(type: HeadTimeoutHandler.self)
+        self.state.connections[ObjectIdentifier(self)] = self
+        if self.state.draining { context.close(promise: nil) }
     }
 
-    /// The exchange is over: wait for the next request head.
+    /// The exchange is over: wait for the next request head. (When the server drains, `drain()`
+    /// turned keep-alive off, so the response just finished closes the connection once flushed.)
     private func enterIdle(context: ChannelHandlerContext) {
         self.phase = .idle
-        self.headTimeout?.waitForHead(context: context)
+        if !self.state.draining { self.headTimeout?.waitForHead(context: context) }
+    }
+
+    /// The server is draining: close now if idle, else once the exchange in flight ends (its
+    /// response says `Connection: close`).
+    func drain() {
+        guard let context = self.context else { return }
+        if self.phase == .idle {
+            context.close(promise: nil)
+        } else {
+            self.clientKeepAlive = false
+        }
+    }
+
+    /// Closes the connection whatever it is doing (the grace period is over).
+    func close() {
+        self.context?.close(promise: nil)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.state.connections[ObjectIdentifier(self)] = nil
         self.context = nil
     }
 
@@ -122,6 +141,7 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.state.connections[ObjectIdentifier(self)] = nil
         self.timeout?.cancel()
         // An exchange cut short leaves the upstream connection in an unknown state: never reuse it.
         if let upstream = self.upstream {

@@ -39,7 +39,7 @@ public final class GatewayServer: Sendable {
             host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits
         ) { channel in
             let state = statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value
-            return GatewayHandler(authorizer: authorizer, pool: state.pool, cache: state.cache, metrics: state.metrics, scheme: "http")
+            return GatewayHandler(authorizer: authorizer, state: state, scheme: "http")
         }
         return GatewayServer(channel: channel, loops: loops)
     }
@@ -51,6 +51,42 @@ public final class GatewayServer: Sendable {
 
     /// The port actually bound.
     public var port: Int { self.channel.localAddress?.port ?? 0 }
+
+    /// Graceful stop (SIGTERM): stop accepting at once, let exchanges in flight finish within
+    /// `grace` while idle keep-alive connections close, then close whatever is left.
+    public func drain(grace: Duration) async throws {
+        try await self.beginDrain().get()
+        let deadline = ContinuousClock.now + grace
+        while ContinuousClock.now < deadline, try await self.openConnections() > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        for state in self.loops.values {
+            try await state.eventLoop.submit {
+                for handler in state.value.connections.values { handler.close() }
+                state.value.pool.closeAll()
+            }.get()
+        }
+    }
+
+    /// The first step of `drain`, callable from anywhere without a task: stops accepting and tells
+    /// every loop at once to close idle connections and end the others after their response.
+    public func beginDrain() -> EventLoopFuture<Void> {
+        self.channel.close(promise: nil)
+        let started = self.loops.values.map { state in
+            state.eventLoop.submit {
+                state.value.draining = true
+                for handler in state.value.connections.values { handler.drain() }
+            }
+        }
+        return EventLoopFuture.andAllSucceed(started, on: self.channel.eventLoop)
+    }
+
+    /// Client connections open now, over all loops.
+    public func openConnections() async throws -> Int {
+        var count = 0
+        for state in self.loops.values { count += try await state.eventLoop.submit { state.value.connections.count }.get() }
+        return count
+    }
 
     /// Stops accepting and closes pooled upstream connections.
     public func stop() async throws {
@@ -73,11 +109,16 @@ public final class GatewayServer: Sendable {
     }
 }
 
-/// What one event loop owns: its upstream connections, its verified tokens, its counters.
+/// What one event loop owns: its upstream connections, its verified tokens, its counters, and
+/// its client connections (for draining).
 final class LoopState {
     let pool: UpstreamPool
     let cache: TokenCache?
     let metrics: LoopMetrics
+    /// Open client connections of this loop.
+    var connections: [ObjectIdentifier: GatewayHandler] = [:]
+    /// Set once the server drains: connections close as soon as their exchange ends.
+    var draining = false
 
     init(pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics) {
         self.pool = pool

@@ -200,3 +200,45 @@ struct CLITests {
         #expect(missing.status == 1 && missing.error.contains("cannot read key file"))
     }
 }
+
+@Suite("gatehouse serve as a process")
+struct ServeProcessTests {
+    @Test("serve prints its listeners and exits 0 on SIGTERM; a bad configuration is one line and exit 1")
+    func serveAndStop() throws {
+        let directory = try temporaryDirectory()
+        let port = 18_000 + Int.random(in: 0..<2000)
+        let conf = directory.appendingPathComponent("gateway.conf")
+        try """
+            listen: 127.0.0.1:\(port)
+            admin_listen: 127.0.0.1:\(port + 1)
+            shutdown_grace: 2s
+            issuer: { enabled: false }
+            routes:
+              - { prefix: /, upstream: "http://127.0.0.1:9", auth: public }
+
+            """.write(to: conf, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = CLI.executable
+        process.arguments = ["serve", "--config", conf.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        // Wait for the first line, then stop it.
+        let handle = output.fileHandleForReading
+        var text = ""
+        let deadline = Date().addingTimeInterval(10)
+        while !text.contains("admin listening"), Date() < deadline {
+            text += String(decoding: handle.availableData, as: UTF8.self)
+        }
+        #expect(text.contains("gatehouse gateway listening on 127.0.0.1:\(port)"))
+        #expect(text.contains("route / -> http://127.0.0.1:9 (public)"))
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+
+        try "routes: [ { prefix: nope } ]\n".write(to: conf, atomically: true, encoding: .utf8)
+        let bad = try CLI.run(["serve", "--config", conf.path])
+        #expect(bad.status == 1 && bad.error.hasPrefix("error: ") && bad.error.contains("routes[0].prefix"))
+    }
+}

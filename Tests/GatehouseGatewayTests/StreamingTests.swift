@@ -191,3 +191,65 @@ extension RawHTTPClient {
         return StreamedResponse(status: head.status, bodyBytes: length)
     }
 }
+
+/// Answers each request after a delay.
+final class DelayedResponder: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let delay: TimeAmount
+
+    init(delay: TimeAmount) { self.delay = delay }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = self.unwrapInboundIn(data) else { return }
+        let channel = context.channel
+        context.eventLoop.assumeIsolated().scheduleTask(in: self.delay) {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Length", value: "4")
+            channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: "done"))), promise: nil)
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+        }
+    }
+}
+
+@Suite("Draining on SIGTERM")
+struct DrainTests {
+    @Test("in-flight requests finish with Connection: close, idle connections close, new ones are refused")
+    func drain() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let upstream = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group) { _ in DelayedResponder(delay: .seconds(2)) }
+        let yaml = "routes:\n  - { prefix: /, upstream: \"http://127.0.0.1:\(upstream.localAddress!.port!)\", auth: public }\n"
+        let config = try GatewayConfig.parse(yaml, file: "drain.conf", baseDirectory: "/tmp")
+        let gateway = try await GatewayServer.start(config: config, verifiers: [], group: group, host: "127.0.0.1", port: 0)
+        let port = gateway.port
+
+        let idle = try RawHTTPClient(port: port, timeoutSeconds: 10)
+        try idle.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try idle.readResponse().status == 200)
+        let busy = try RawHTTPClient(port: port, timeoutSeconds: 10)
+        try busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(100))
+
+        let started = ContinuousClock.now
+        // Started synchronously (blocking socket reads in this test can hold the cooperative
+        // threads a task would need), then finished by drain(grace:) below.
+        let began = gateway.beginDrain()
+        #expect(idle.isClosedByPeer(), "an idle keep-alive connection closes at once")
+        #expect(throws: (any Error).self, "the listener no longer accepts") {
+            let late = try RawHTTPClient(port: port, timeoutSeconds: 2)
+            try late.send("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try late.readResponse()
+        }
+        let response = try busy.readResponse()
+        #expect(response.status == 200 && response.text == "done" && response.header("connection") == "close")
+        #expect(busy.isClosedByPeer())
+        try await began.get()
+        try await gateway.drain(grace: .seconds(8))
+        #expect(ContinuousClock.now - started < .seconds(7), "drain ends when the last exchange does, not at the grace")
+        #expect(try await gateway.openConnections() == 0)
+        try await upstream.close()
+        try await group.shutdownGracefully()
+    }
+}
