@@ -148,6 +148,4 @@ final class ConnectionCounter: Sendable {
         channel.closeFuture.whenComplete { _ in self.open.subtract(1, ordering: .relaxed) }
         return count <= self.maximum
     }
-
-    var current: Int { self.open.load(ordering: .relaxed) }
 }

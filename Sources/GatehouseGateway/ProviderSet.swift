@@ -16,8 +16,6 @@ public struct ProviderSet: Sendable {
         self.only = verifiers.count == 1 ? verifiers[0] : nil
     }
 
-    public var isEmpty: Bool { self.only == nil && self.byIssuer.isEmpty }
-
     /// Verifies `token` with the provider its `iss` names. With one provider, that provider judges
     /// every token (its own `iss` check reports a stranger as `bad_issuer`).
     public func verify(_ token: String, now: Double) throws(JOSEError) -> VerifiedToken {

@@ -114,21 +114,12 @@ final class RawHTTPClient {
     /// Reads one response (skipping 1xx heads unless `informational`); `head` means no body follows.
     func readResponse(head: Bool = false, informational: Bool = false) throws -> Response {
         while true {
-            let statusLine = try self.readLine()
-            let parts = statusLine.split(separator: " ", maxSplits: 2)
-            guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else { throw Failure.malformed(statusLine) }
-            var headers: [(String, String)] = []
-            while true {
-                let line = try self.readLine()
-                if line.isEmpty { break }
-                guard let colon = line.firstIndex(of: ":") else { throw Failure.malformed(line) }
-                headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
-            }
+            let response = try self.readResponseHead()
+            let (status, headers) = (response.status, response.headers)
             if status < 200 {
-                if informational { return Response(status: status, headers: headers, body: []) }
+                if informational { return response }
                 continue
             }
-            let response = Response(status: status, headers: headers, body: [])
             if head || status == 204 || status == 304 { return response }
             if let length = response.header("content-length").flatMap(Int.init) {
                 return Response(status: status, headers: headers, body: try self.readExactly(length))
