@@ -63,7 +63,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server: GatewayServer
         let admin: any Channel
         do {
-            server = try await GatewayServer.start(config: config, verifiers: verifiers, group: group)
+            server = try await GatewayServer.start(config: config, verifiers: verifiers, group: group, accessLog: .standardOutput)
         } catch {
             printError("error: cannot listen on \(config.listen): \(error)")
             throw ExitCode(1)

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseConfig
+import GatehouseJOSE
+import Logging
 import NIOCore
 import NIOHTTP1
 #if canImport(Glibc)
@@ -37,6 +39,14 @@ final class GatewayHandler: ChannelInboundHandler {
     /// The current request's route prefix (`none` when no route matched), for the metrics.
     private var routeLabel = "none"
     private var forwardedAt: NIODeadline?
+    /// What the access-log line of the current exchange says.
+    private var requestID = ""
+    private var method = HTTPMethod.GET
+    private var logPath = ""
+    private var status = 0
+    private var upstreamSeconds: Double?
+    private var userID: String?
+    private var failure: String?
     private let scheme: String
     private var context: ChannelHandlerContext?
 
@@ -159,16 +169,25 @@ final class GatewayHandler: ChannelInboundHandler {
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         self.headTimeout?.headReceived()
         self.clientKeepAlive = head.isKeepAlive
+        self.requestID = HeaderRewriter.requestID(of: head.headers)
+        self.method = head.method
+        // The path without the query: a query may carry secrets.
+        self.logPath = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+        self.upstreamSeconds = nil
+        self.userID = nil
+        self.failure = nil
         self.requestComplete = false
         self.responseStarted = false
         switch self.authorizer.decide(head, now: currentTime(), cache: self.cache) {
         case .respond(let error, let route):
             self.routeLabel = route ?? "none"
             if let reason = error.rejection { self.metrics.countRejection(reason) }
+            self.failure = error.rejection?.rawValue ?? error.code
             self.phase = .answered
             self.answer(error, context: context)
         case .forward(let route, let path, let identity):
             self.routeLabel = route.prefix
+            self.userID = identity?.userID
             var headers = head.headers
             let upstreamURL = route.upstream
             let defaultPort = upstreamURL.scheme == "https" ? 443 : 80
@@ -177,7 +196,7 @@ final class GatewayHandler: ChannelInboundHandler {
                 clientAddress: context.channel.remoteAddress?.ipAddress ?? "unknown", scheme: self.scheme,
                 upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken
             )
-            HeaderRewriter.rewriteRequest(&headers, identity: identity, context: forwarding)
+            HeaderRewriter.rewriteRequest(&headers, identity: identity, context: forwarding, requestID: self.requestID)
             // The gateway answers `Expect: 100-continue` itself once the request is admitted.
             if headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 headers.remove(name: "expect")
@@ -243,6 +262,7 @@ final class GatewayHandler: ChannelInboundHandler {
             upstream.channel.close(promise: nil)
             self.upstream = nil
         }
+        self.failure = error.code
         self.held.removeAll()
         if self.requestComplete { self.enterIdle(context: context) } else { self.phase = .answered }
         self.setClientReads(true, context: context)
@@ -251,7 +271,8 @@ final class GatewayHandler: ChannelInboundHandler {
 
     /// Writes one of the gateway's own JSON responses.
     private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
-        self.metrics.countRequest(route: self.routeLabel, status: Int(error.status.code))
+        self.status = Int(error.status.code)
+        self.metrics.countRequest(route: self.routeLabel, status: self.status)
         var body = context.channel.allocator.buffer(capacity: 128)
         body.writeString(error.body)
         context.write(self.wrapOutboundOut(.head(error.head(keepAlive: self.clientKeepAlive))), promise: nil)
@@ -261,6 +282,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     /// Ends the response; closes the connection when the client did not ask for keep-alive.
     private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders? = nil) {
+        self.logExchange()
         if self.clientKeepAlive {
             context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
         } else {
@@ -287,14 +309,17 @@ extension GatewayHandler: UpstreamDelegate {
             HeaderRewriter.rewriteResponse(&head.headers)
             if !self.clientKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
             head.version = .http1_1
-            self.metrics.countRequest(route: self.routeLabel, status: Int(head.status.code))
+            self.status = Int(head.status.code)
+            self.metrics.countRequest(route: self.routeLabel, status: self.status)
             context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             guard self.responseStarted else { return }
             if let forwardedAt = self.forwardedAt {
-                self.metrics.observeUpstream(route: self.routeLabel, seconds: Double((NIODeadline.now() - forwardedAt).nanoseconds) / 1e9)
+                let seconds = Double((NIODeadline.now() - forwardedAt).nanoseconds) / 1e9
+                self.upstreamSeconds = seconds
+                self.metrics.observeUpstream(route: self.routeLabel, seconds: seconds)
             }
             let upstream = self.upstream
             self.upstream = nil
@@ -328,10 +353,27 @@ extension GatewayHandler: UpstreamDelegate {
         self.upstream = nil
         if self.responseStarted {
             // Mid-response: the only honest end is to close; the client sees a truncated body.
+            self.failure = "upstream_closed"
+            self.logExchange()
             context.close(promise: nil)
         } else {
             self.failBeforeResponse(.badGateway, context: context)
         }
+    }
+}
+
+extension GatewayHandler {
+    /// One access-log line for the exchange: never the token, never the query.
+    private func logExchange() {
+        guard let log = self.state.accessLog else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": .string(self.requestID), "method": .string(self.method.rawValue), "path": .string(self.logPath),
+            "route": .string(self.routeLabel), "status": .stringConvertible(self.status),
+        ]
+        if let seconds = self.upstreamSeconds { metadata["upstream_ms"] = .stringConvertible((seconds * 1e6).rounded() / 1e3) }
+        if let userID = self.userID { metadata["user_id"] = .string(userID) }
+        if let failure = self.failure { metadata["reason"] = .string(failure) }
+        log.logger.info("request", metadata: metadata)
     }
 }
 

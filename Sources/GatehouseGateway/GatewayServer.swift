@@ -13,7 +13,8 @@ public final class GatewayServer: Sendable {
 
     /// Binds `config.listen` (or `host`/`port` when given, for tests) and starts serving.
     public static func start(
-        config: GatewayConfig, verifiers: [Verifier], group: any EventLoopGroup, host: String? = nil, port: Int? = nil
+        config: GatewayConfig, verifiers: [Verifier], group: any EventLoopGroup, host: String? = nil, port: Int? = nil,
+        accessLog: AccessLogSink? = nil
     ) async throws -> GatewayServer {
         let authorizer = RequestAuthorizer(routes: RouteTable(config.routes), providers: ProviderSet(verifiers), cookie: config.verify.cookie)
         let loopList = Array(group.makeIterator())
@@ -23,7 +24,10 @@ public final class GatewayServer: Sendable {
         for loop in loopList {
             let state = try await loop.submit {
                 NIOLoopBound(
-                    LoopState(pool: UpstreamPool(eventLoop: loop), cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil, metrics: LoopMetrics()),
+                    LoopState(
+                        pool: UpstreamPool(eventLoop: loop), cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil,
+                        metrics: LoopMetrics(), accessLog: accessLog.map { LoopAccessLog(sink: $0, eventLoop: loop) }
+                    ),
                     eventLoop: loop
                 )
             }.get()
@@ -64,6 +68,7 @@ public final class GatewayServer: Sendable {
             try await state.eventLoop.submit {
                 for handler in state.value.connections.values { handler.close() }
                 state.value.pool.closeAll()
+                state.value.accessLog?.stop()
             }.get()
         }
     }
@@ -92,7 +97,10 @@ public final class GatewayServer: Sendable {
     public func stop() async throws {
         try await self.channel.close()
         for state in self.loops.values {
-            try await state.eventLoop.submit { state.value.pool.closeAll() }.get()
+            try await state.eventLoop.submit {
+                state.value.pool.closeAll()
+                state.value.accessLog?.stop()
+            }.get()
         }
     }
 
@@ -115,15 +123,17 @@ final class LoopState {
     let pool: UpstreamPool
     let cache: TokenCache?
     let metrics: LoopMetrics
+    let accessLog: LoopAccessLog?
     /// Open client connections of this loop.
     var connections: [ObjectIdentifier: GatewayHandler] = [:]
     /// Set once the server drains: connections close as soon as their exchange ends.
     var draining = false
 
-    init(pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics) {
+    init(pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?) {
         self.pool = pool
         self.cache = cache
         self.metrics = metrics
+        self.accessLog = accessLog
     }
 }
 

@@ -68,11 +68,20 @@ public enum HeaderRewriter {
         return true
     }
 
+    /// The request's id: the client's `X-Request-Id` when it is short printable ASCII, else a new one.
+    public static func requestID(of headers: HTTPHeaders) -> String {
+        if let given = headers.first(name: "x-request-id"), Self.isAcceptableRequestID(given) { return given }
+        return Self.makeRequestID()
+    }
+
     /// The request as the upstream sees it: hop-by-hop and client identity headers gone, the
-    /// verified identity (if any) set, `X-Forwarded-*`, `X-Request-Id` and `Host` filled in.
-    /// Returns the request id.
+    /// verified identity (if any) set, `X-Forwarded-*`, `X-Request-Id` (`requestID`, computed by
+    /// `requestID(of:)` when nil) and `Host` filled in. Returns the request id.
     @discardableResult
-    public static func rewriteRequest(_ headers: inout HTTPHeaders, identity: Identity?, context: ForwardingContext) -> String {
+    public static func rewriteRequest(
+        _ headers: inout HTTPHeaders, identity: Identity?, context: ForwardingContext, requestID: String? = nil
+    ) -> String {
+        let requestID = requestID ?? Self.requestID(of: headers)
         let clientHost = headers.first(name: "host")
         Self.removeHopByHop(&headers, identityHeaders: true)
         if let identity {
@@ -86,13 +95,7 @@ public enum HeaderRewriter {
         headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? context.clientAddress : forwardedFor + ", " + context.clientAddress)
         headers.replaceOrAdd(name: "X-Forwarded-Proto", value: context.scheme)
         if let clientHost { headers.replaceOrAdd(name: "X-Forwarded-Host", value: clientHost) } else { headers.remove(name: "x-forwarded-host") }
-        let requestID: String
-        if let given = headers.first(name: "x-request-id"), Self.isAcceptableRequestID(given) {
-            requestID = given
-        } else {
-            requestID = Self.makeRequestID()
-            headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
-        }
+        if headers.first(name: "x-request-id") != requestID { headers.replaceOrAdd(name: "X-Request-Id", value: requestID) }
         if !context.preserveHost { headers.replaceOrAdd(name: "Host", value: context.upstreamAuthority) }
         if !context.forwardToken { headers.remove(name: "authorization") }
         return requestID

@@ -15,6 +15,11 @@ final class ConnectionCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
+/// Lines collected from another thread.
+final class LineCollector: Sendable {
+    let lines = Mutex<[String]>([])
+}
+
 /// Accepts requests and never answers them.
 final class SilentHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -28,7 +33,11 @@ final class LiveGateway {
     var echo: (any Channel)!
     var silent: (any Channel)!
     var gateway: GatewayServer!
+    var sink: AccessLogSink!
     let directory: URL
+
+    /// Access-log lines, as the gateway wrote them.
+    let accessLines = LineCollector()
 
     init(topLevel: String = "") async throws {
         self.key = try EVPKey.generate(.ec(.p256))
@@ -65,7 +74,15 @@ final class LiveGateway {
             """
         let config = try GatewayConfig.parse(yaml, file: "live.conf", baseDirectory: self.directory.path)
         let verifier = try config.verify.providers[0].makeVerifier(issuerConfig: nil, maxTokenBytes: config.verify.maxTokenBytes)
-        self.gateway = try await GatewayServer.start(config: config, verifiers: [verifier], group: self.group, host: "127.0.0.1", port: 0)
+        let lines = self.accessLines
+        let sink = AccessLogSink { bytes in
+            let text = String(decoding: bytes, as: UTF8.self)
+            lines.lines.withLock { $0 += text.split(separator: "\n").map(String.init) }
+        }
+        self.sink = sink
+        self.gateway = try await GatewayServer.start(
+            config: config, verifiers: [verifier], group: self.group, host: "127.0.0.1", port: 0, accessLog: sink
+        )
     }
 
     func shutdown() async throws {
@@ -210,6 +227,33 @@ struct LiveProxyTests {
             let misses = try #require(value("gatehouse_token_cache_misses_total"))
             #expect(hits + misses == 5 && (2...3).contains(misses))
             try await admin.close()
+        }
+    }
+
+    @Test("one JSON access-log line per request, with its fields and never the token or the query")
+    func accessLog() async throws {
+        try await withLiveGateway { live in
+            let token = try live.token()
+            _ = try RawHTTPClient.request(port: live.port, "GET", "/api/orders?secret=shh", headers: [("Authorization", "Bearer \(token)"), ("X-Request-Id", "trace-1")])
+            _ = try RawHTTPClient.request(port: live.port, "GET", "/api/x", headers: [("Authorization", "Bearer \(try live.token(expiresIn: -100))")])
+            _ = try RawHTTPClient.request(port: live.port, "GET", "/down/x", headers: [("Authorization", "Bearer \(token)")])
+            // Lines leave each loop's buffer every 100 ms.
+            try await Task.sleep(for: .milliseconds(400))
+            live.sink.flush()
+            let lines = live.accessLines.lines.withLock { $0 }
+            #expect(lines.count == 3)
+            let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(records.count == 3, "every line is one JSON object")
+            let ok = try #require(records.first { $0["request_id"] as? String == "trace-1" })
+            #expect(ok["method"] as? String == "GET" && ok["path"] as? String == "/api/orders" && ok["route"] as? String == "/api/")
+            #expect(ok["status"] as? Int == 200 && ok["user_id"] as? String == "7" && ok["upstream_ms"] is Double && ok["time"] is String)
+            let expired = try #require(records.first { $0["status"] as? Int == 401 })
+            #expect(expired["reason"] as? String == "expired" && expired["user_id"] == nil)
+            let down = try #require(records.first { $0["status"] as? Int == 502 })
+            #expect(down["reason"] as? String == "bad_gateway" && (down["request_id"] as? String)?.count == 32)
+            for line in lines {
+                #expect(!line.contains(token) && !line.contains("shh") && !line.contains(String(token.prefix(20))))
+            }
         }
     }
 

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+import Dispatch
+import Logging
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where access-log lines go: a serial queue off the event loops does the writing, so a request
+/// never waits on a file or a pipe.
+public final class AccessLogSink: Sendable {
+    private let queue = DispatchQueue(label: "gatehouse.access-log")
+    private let write: @Sendable ([UInt8]) -> Void
+
+    /// Lines to standard output.
+    public static let standardOutput = AccessLogSink { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+
+    public init(write: @escaping @Sendable ([UInt8]) -> Void) {
+        self.write = write
+    }
+
+    func submit(_ bytes: [UInt8]) {
+        self.queue.async { self.write(bytes) }
+    }
+
+    /// Waits until everything submitted so far is written.
+    public func flush() {
+        self.queue.sync {}
+    }
+}
+
+/// One event loop's access log: a swift-log `Logger` whose handler appends JSON lines to this
+/// loop's buffer, handed to the sink every 100 ms or at 64 KiB. Confined to its loop.
+final class LoopAccessLog {
+    private let sink: AccessLogSink
+    private var buffer: [UInt8] = []
+    private(set) var logger: Logger!
+    private let eventLoop: any EventLoop
+    private var flushTask: Scheduled<Void>?
+
+    /// Must be made on `eventLoop`.
+    init(sink: AccessLogSink, eventLoop: any EventLoop) {
+        self.sink = sink
+        self.eventLoop = eventLoop
+        self.buffer.reserveCapacity(64 * 1024)
+        self.logger = Logger(label: "gatehouse.access") { _ in JSONLineHandler(log: self) }
+        self.scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        self.flushTask = self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) {
+            self.flush()
+            self.scheduleFlush()
+        }
+    }
+
+    func append(_ line: [UInt8]) {
+        self.buffer += line
+        if self.buffer.count >= 64 * 1024 { self.flush() }
+    }
+
+    func flush() {
+        guard !self.buffer.isEmpty else { return }
+        self.sink.submit(self.buffer)
+        self.buffer.removeAll(keepingCapacity: true)
+    }
+
+    func stop() {
+        self.flushTask?.cancel()
+        self.flush()
+    }
+}
+
+@available(*, unavailable)
+extension LoopAccessLog: Sendable {}
+
+/// Formats a log record as one JSON line: `time`, `level`, `msg`, then the metadata in key order.
+/// Values that are `stringConvertible` numbers print as JSON numbers, strings as strings.
+///
+/// `@unchecked Sendable`: swift-log requires it, but each instance belongs to one event loop's
+/// `LoopAccessLog` and is only called from that loop.
+struct JSONLineHandler: LogHandler, @unchecked Sendable {
+    unowned let log: LoopAccessLog
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var line = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"msg\":"
+        Self.appendString(event.message.description, to: &line)
+        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in merged.keys.sorted() {
+            line += ","
+            Self.appendString(key, to: &line)
+            line += ":"
+            switch merged[key]! {
+            case .stringConvertible(let value): line += value.description
+            case .string(let value): Self.appendString(value, to: &line)
+            default: Self.appendString("\(merged[key]!)", to: &line)
+            }
+        }
+        line += "}\n"
+        self.log.append(Array(line.utf8))
+    }
+
+    private static func appendString(_ value: String, to line: inout String) {
+        line += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": line += "\\\""
+            case "\\": line += "\\\\"
+            case "\u{00}"..."\u{1F}", "\u{7F}": line += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        line += "\""
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    private static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var parts = tm()
+        var seconds = now.tv_sec
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let milliseconds = Int(now.tv_nsec / 1_000_000)
+        let millis = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millis)Z"
+    }
+}
