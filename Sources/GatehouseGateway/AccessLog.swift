@@ -44,6 +44,8 @@ final class LoopAccessLog {
     private let sink: AccessLogSink
     private var buffer: [UInt8] = []
     private(set) var logger: Logger!
+    /// The timestamps' date and time to the second, made once per second.
+    let clock = SecondPrefix()
     private let eventLoop: any EventLoop
     private var flushTask: Scheduled<Void>?
 
@@ -99,9 +101,10 @@ struct JSONLineHandler: LogHandler, @unchecked Sendable {
     }
 
     func log(event: LogEvent) {
-        var line = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"msg\":"
+        var line = "{\"time\":\"" + self.timestamp() + "\",\"level\":\"" + event.level.rawValue + "\",\"msg\":"
         Self.appendString(event.message.description, to: &line)
-        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        // The access log passes all its fields per call: merge only when the handler has its own.
+        let merged = self.metadata.isEmpty ? event.metadata ?? [:] : self.metadata.merging(event.metadata ?? [:]) { $1 }
         for key in merged.keys.sorted() {
             line += ","
             Self.appendString(key, to: &line)
@@ -116,7 +119,12 @@ struct JSONLineHandler: LogHandler, @unchecked Sendable {
         self.log.append(Array(line.utf8))
     }
 
+    /// A JSON string; values needing no escape (the usual case) are copied whole.
     private static func appendString(_ value: String, to line: inout String) {
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F }) {
+            line += "\"" + value + "\""
+            return
+        }
         line += "\""
         for scalar in value.unicodeScalars {
             switch scalar {
@@ -129,16 +137,31 @@ struct JSONLineHandler: LogHandler, @unchecked Sendable {
         line += "\""
     }
 
-    /// RFC 3339 UTC with milliseconds.
-    private static func timestamp() -> String {
+    /// RFC 3339 UTC with milliseconds; the part up to the seconds is made once per second.
+    private func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var parts = tm()
-        var seconds = now.tv_sec
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         let milliseconds = Int(now.tv_nsec / 1_000_000)
         let millis = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millis)Z"
+        return self.log.clock.prefix(for: Int(now.tv_sec)) + "." + millis + "Z"
     }
+}
+
+/// The `YYYY-MM-DDTHH:MM:SS` of the current second, kept per event loop.
+final class SecondPrefix {
+    private var second = -1
+    private var text = ""
+
+    func prefix(for second: Int) -> String {
+        if second != self.second {
+            var parts = tm()
+            var seconds = second
+            gmtime_r(&seconds, &parts)
+            func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+            self.text = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+            self.second = second
+        }
+        return self.text
+    }
+
 }

@@ -77,14 +77,17 @@ final class ProtocolErrorResponder: ChannelDuplexHandler {
 
 /// Closes connections that take too long to send a request head (slowloris: `header_timeout`
 /// from the head's first byte) or sit idle between requests (`idle_timeout`). It sees raw bytes,
-/// so it stands before the HTTP decoder; the gateway tells it when a head is complete.
+/// so it stands before the HTTP decoder; the gateway tells it when a head is complete. It keeps a
+/// deadline, not a timer: the gateway's per-loop sweep calls `expire(now:)` (a timer per request
+/// cost more than the request's verification).
 final class HeadTimeoutHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
-    private var timer: Scheduled<Void>?
+    private var deadline: NIODeadline?
+    private var channel: (any Channel)?
     /// Waiting for a head: no bytes yet (idle) or some (header timeout running).
     private enum State { case idle, receivingHead, busy }
     private var state = State.idle
@@ -94,44 +97,44 @@ final class HeadTimeoutHandler: ChannelInboundHandler {
         self.idleTimeout = idleTimeout
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        self.waitForHead(context: context)
-        context.fireChannelActive()
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.channel = context.channel
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        context.fireChannelInactive()
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.channel = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.waitForHead()
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if self.state == .idle {
             self.state = .receivingHead
-            self.arm(self.headerTimeout, context: context)
+            self.deadline = .now() + self.headerTimeout
         }
         context.fireChannelRead(data)
     }
 
-    /// The request head is complete: no head timer until the exchange ends.
+    /// The request head is complete: no deadline until the exchange ends.
     func headReceived() {
         self.state = .busy
-        self.timer?.cancel()
-        self.timer = nil
+        self.deadline = nil
     }
 
     /// The exchange ended: the connection waits for the next request.
-    func waitForHead(context: ChannelHandlerContext) {
+    func waitForHead() {
         self.state = .idle
-        self.arm(self.idleTimeout, context: context)
+        self.deadline = .now() + self.idleTimeout
     }
 
-    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        let channel = context.channel
-        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            guard self.state != .busy else { return }
-            channel.close(promise: nil)
-        }
+    /// Closes the connection if its deadline has passed.
+    func expire(now: NIODeadline) {
+        guard let deadline = self.deadline, now >= deadline, self.state != .busy else { return }
+        self.deadline = nil
+        self.channel?.close(promise: nil)
     }
 }
 

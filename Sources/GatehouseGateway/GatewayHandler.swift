@@ -57,7 +57,8 @@ final class GatewayHandler: ChannelInboundHandler {
     private var upstream: UpstreamConnection?
     private var responseStarted = false
     private var upstreamReusable = false
-    private var timeout: Scheduled<Void>?
+    /// When the current exchange's upstream must have answered by (the per-loop sweep checks it).
+    private var responseDeadline: NIODeadline?
     private var upstreamHead: HTTPRequestHead?
     /// Whether the client's reads are paused (waiting for an upstream, or the upstream is full).
     private var clientReadsPaused = false
@@ -82,7 +83,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// turned keep-alive off, so the response just finished closes the connection once flushed.)
     private func enterIdle(context: ChannelHandlerContext) {
         self.phase = .idle
-        if !self.state.draining { self.headTimeout?.waitForHead(context: context) }
+        if !self.state.draining { self.headTimeout?.waitForHead() }
     }
 
     /// The server is draining: close now if idle, else once the exchange in flight ends (its
@@ -152,7 +153,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.state.connections[ObjectIdentifier(self)] = nil
-        self.timeout?.cancel()
+        self.responseDeadline = nil
         // An exchange cut short leaves the upstream connection in an unknown state: never reuse it.
         if let upstream = self.upstream {
             upstream.handler.delegate = nil
@@ -246,9 +247,14 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     private func startTimeout(_ duration: Duration, context: ChannelHandlerContext) {
-        self.timeout?.cancel()
-        self.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(duration.seconds * 1e9))) {
-            guard !self.responseStarted else { return }
+        self.responseDeadline = .now() + .nanoseconds(Int64(duration.seconds * 1e9))
+    }
+
+    /// Called by the loop's sweep: enforces the response timeout and the head/idle timeouts.
+    func sweep(now: NIODeadline) {
+        self.headTimeout?.expire(now: now)
+        if let deadline = self.responseDeadline, now >= deadline, !self.responseStarted, let context = self.context {
+            self.responseDeadline = nil
             self.failBeforeResponse(.gatewayTimeout, context: context)
         }
     }
@@ -256,7 +262,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// The upstream failed before answering: 502 or 504, and the connection is not reused.
     private func failBeforeResponse(_ error: GatewayError, context: ChannelHandlerContext) {
         guard self.phase == .connecting || self.phase == .forwarding, !self.responseStarted else { return }
-        self.timeout?.cancel()
+        self.responseDeadline = nil
         if let upstream = self.upstream {
             upstream.handler.delegate = nil
             upstream.channel.close(promise: nil)
@@ -303,7 +309,7 @@ extension GatewayHandler: UpstreamDelegate {
         case .head(var head):
             // 100 Continue was answered by the gateway; other 1xx are not relayed.
             if head.status.code < 200 { return }
-            self.timeout?.cancel()
+            self.responseDeadline = nil
             self.responseStarted = true
             self.upstreamReusable = head.isKeepAlive
             HeaderRewriter.rewriteResponse(&head.headers)

@@ -33,6 +33,13 @@ public final class GatewayServer: Sendable {
             }.get()
             loops[ObjectIdentifier(loop)] = state
         }
+        // One sweep per loop enforces every connection's timeouts (no timer per request).
+        let sweeps = loops.values.map { state in
+            state.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+                let now = NIODeadline.now()
+                for handler in state.value.connections.values { handler.sweep(now: now) }
+            }
+        }
         let statesByLoop = loops
         let limits = ConnectionLimits(
             headerTimeout: .nanoseconds(Int64(config.headerTimeout.seconds * 1e9)),
@@ -45,12 +52,15 @@ public final class GatewayServer: Sendable {
             let state = statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value
             return GatewayHandler(authorizer: authorizer, state: state, scheme: "http")
         }
-        return GatewayServer(channel: channel, loops: loops)
+        return GatewayServer(channel: channel, loops: loops, sweeps: sweeps)
     }
 
-    private init(channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>]) {
+    private let sweeps: [RepeatedTask]
+
+    private init(channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>], sweeps: [RepeatedTask]) {
         self.channel = channel
         self.loops = loops
+        self.sweeps = sweeps
     }
 
     /// The port actually bound.
@@ -64,6 +74,7 @@ public final class GatewayServer: Sendable {
         while ContinuousClock.now < deadline, try await self.openConnections() > 0 {
             try await Task.sleep(for: .milliseconds(20))
         }
+        self.sweeps.forEach { $0.cancel() }
         for state in self.loops.values {
             try await state.eventLoop.submit {
                 for handler in state.value.connections.values { handler.close() }
@@ -96,6 +107,7 @@ public final class GatewayServer: Sendable {
     /// Stops accepting and closes pooled upstream connections.
     public func stop() async throws {
         try await self.channel.close()
+        self.sweeps.forEach { $0.cancel() }
         for state in self.loops.values {
             try await state.eventLoop.submit {
                 state.value.pool.closeAll()
