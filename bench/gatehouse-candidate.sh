@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gatehouse as the candidate of ../shared/bench/anchors/run.sh (its CANDIDATE_CMD interface):
 # writes a gateway.conf from the BENCH_* variables the harness sets and runs `gatehouse serve`.
-# TOKEN_CACHE=0 switches the verified-token cache off (every request a signature check).
+# TOKEN_CACHE=0 switches the verified-token cache off (every request a signature check);
+# ACCESS_LOG=true writes the access log (off by default here: the anchors' configurations log nothing).
 set -euo pipefail
 : "${BENCH_ALG:?} ${BENCH_LISTEN:?} ${BENCH_UPSTREAM_URL:?} ${BENCH_KEY_FILE:?} ${BENCH_ISSUER:?}"
 GATEHOUSE=${GATEHOUSE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.build/release/gatehouse}
@@ -18,6 +19,7 @@ trap 'rm -f "$conf"' EXIT
 cat >"$conf" <<CONF
 listen: $BENCH_LISTEN
 threads: ${BENCH_CPUS:-1}
+access_log: ${ACCESS_LOG:-false}
 issuer: { enabled: false }
 verify:
   issuer: $BENCH_ISSUER

@@ -48,7 +48,7 @@ struct EffectiveConfig {
             "shutdown_grace: \(Self.format(config.shutdownGrace))", "threads: \(config.threads)",
             "max_connections: \(config.maxConnections)", "header_timeout: \(Self.format(config.headerTimeout))",
             "idle_timeout: \(Self.format(config.idleTimeout))", "trusted_proxies: \(Self.list(config.trustedProxies))",
-            "log_format: \(config.logFormat.rawValue)",
+            "log_format: \(config.logFormat.rawValue)", "access_log: \(config.accessLog)",
         ]
         if let issuer = config.issuer {
             lines += [

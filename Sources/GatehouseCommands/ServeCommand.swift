@@ -63,7 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
         let server: GatewayServer
         let admin: any Channel
         do {
-            server = try await GatewayServer.start(config: config, verifiers: verifiers, group: group, accessLog: .standardOutput)
+            server = try await GatewayServer.start(
+                config: config, verifiers: verifiers, group: group, accessLog: config.accessLog ? .standardOutput : nil
+            )
         } catch {
             printError("error: cannot listen on \(config.listen): \(error)")
             throw ExitCode(1)

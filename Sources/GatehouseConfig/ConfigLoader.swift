@@ -79,7 +79,8 @@ extension GatewayConfig {
             maxConnections: try top.int("max_connections", default: 16384, range: 1...1_000_000),
             headerTimeout: try top.duration("header_timeout", default: .seconds(10)),
             idleTimeout: try top.duration("idle_timeout", default: .seconds(60)),
-            trustedProxies: trustedProxies, logFormat: logFormat, issuer: issuer, verify: verify, routes: routes
+            trustedProxies: trustedProxies, logFormat: logFormat, accessLog: try top.bool("access_log", default: true),
+            issuer: issuer, verify: verify, routes: routes
         )
         try top.finish()
         return config

@@ -74,6 +74,8 @@ public struct GatewayConfig: Sendable {
     /// Proxies whose `X-Forwarded-For` hop is believed, as addresses or CIDR blocks.
     public var trustedProxies: [String]
     public var logFormat: LogFormat
+    /// Whether the gateway writes one access-log line per request (Gatehouse's own key; on by default).
+    public var accessLog: Bool
     /// nil when the issuer is off.
     public var issuer: IssuerConfig?
     public var verify: VerifyConfig

@@ -66,7 +66,8 @@ struct ConfigTests {
     @Test("defaults: no verify section verifies the local issuer's tokens")
     func defaults() throws {
         let config = try parse(minimalIssuer)
-        #expect(config.listen.description == "0.0.0.0:8080" && config.shutdownGrace == .seconds(30))
+        #expect(config.listen.description == "0.0.0.0:8080" && config.shutdownGrace == .seconds(30) && config.accessLog)
+        #expect(try parse("access_log: false\n").accessLog == false)
         let provider = try #require(config.verify.providers.first)
         #expect(provider.issuer == "https://auth.test" && provider.audience == "api" && provider.algorithms == [.es256])
         guard case .local = provider.keys else {
