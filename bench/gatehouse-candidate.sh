@@ -18,6 +18,7 @@ conf=$(mktemp "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX.conf")
 trap 'rm -f "$conf"' EXIT
 cat >"$conf" <<CONF
 listen: $BENCH_LISTEN
+admin_listen: 127.0.0.1:0
 threads: ${BENCH_CPUS:-1}
 access_log: ${ACCESS_LOG:-false}
 issuer: { enabled: false }
