@@ -206,7 +206,7 @@ final class GatewayHandler: ChannelInboundHandler {
             let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
             self.upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
             self.phase = .connecting
-            self.startTimeout(route.timeout, context: context)
+            self.responseDeadline = .now() + .nanoseconds(Int64(route.timeout.seconds * 1e9))
             // A pooled connection completes at once; a new one takes a round trip, during which
             // the client's reads are held so that the body waits in the socket, not in memory.
             self.pool.acquire(host: upstreamURL.host, port: upstreamURL.port, connectTimeout: .nanoseconds(Int64(route.connectTimeout.seconds * 1e9)))
@@ -244,10 +244,6 @@ final class GatewayHandler: ChannelInboundHandler {
         self.phase = .forwarding
         connection.setReads(context.channel.isWritable)
         self.setClientReads(self.requestComplete || connection.channel.isWritable, context: context)
-    }
-
-    private func startTimeout(_ duration: Duration, context: ChannelHandlerContext) {
-        self.responseDeadline = .now() + .nanoseconds(Int64(duration.seconds * 1e9))
     }
 
     /// Called by the loop's sweep: enforces the response timeout and the head/idle timeouts.
