@@ -186,6 +186,20 @@ final class GatewayHandler: ChannelInboundHandler {
             self.failure = error.rejection?.rawValue ?? error.code
             self.phase = .answered
             self.answer(error, context: context)
+        case .verified(let identity):
+            // Forward-auth: the answer is the identity headers on an empty 200.
+            self.routeLabel = RequestAuthorizer.verifyPath
+            self.userID = identity.userID
+            self.phase = .answered
+            var headers = HTTPHeaders()
+            HeaderRewriter.addIdentity(identity, to: &headers)
+            headers.add(name: "Content-Length", value: "0")
+            headers.add(name: "Cache-Control", value: "no-store")
+            if !self.clientKeepAlive { headers.add(name: "Connection", value: "close") }
+            self.status = 200
+            self.metrics.countRequest(route: self.routeLabel, status: 200)
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            self.finishResponse(context: context)
         case .forward(let route, let path, let identity):
             self.routeLabel = route.prefix
             self.userID = identity?.userID

@@ -84,13 +84,7 @@ public enum HeaderRewriter {
         let requestID = requestID ?? Self.requestID(of: headers)
         let clientHost = headers.first(name: "host")
         Self.removeHopByHop(&headers, identityHeaders: true)
-        if let identity {
-            // Empty lists send no header rather than an empty value.
-            headers.add(name: "X-User-Id", value: identity.userID)
-            if let role = identity.role { headers.add(name: "X-User-Role", value: role) }
-            if !identity.roles.isEmpty { headers.add(name: "X-User-Roles", value: identity.roles.joined(separator: ",")) }
-            if !identity.scopes.isEmpty { headers.add(name: "X-User-Scopes", value: identity.scopes.joined(separator: ",")) }
-        }
+        if let identity { Self.addIdentity(identity, to: &headers) }
         let forwardedFor = headers["x-forwarded-for"].joined(separator: ", ")
         headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? context.clientAddress : forwardedFor + ", " + context.clientAddress)
         headers.replaceOrAdd(name: "X-Forwarded-Proto", value: context.scheme)
@@ -99,6 +93,15 @@ public enum HeaderRewriter {
         if !context.preserveHost { headers.replaceOrAdd(name: "Host", value: context.upstreamAuthority) }
         if !context.forwardToken { headers.remove(name: "authorization") }
         return requestID
+    }
+
+    /// `X-User-Id`, `X-User-Role`, `X-User-Roles`, `X-User-Scopes`; empty lists send no header
+    /// rather than an empty value.
+    public static func addIdentity(_ identity: Identity, to headers: inout HTTPHeaders) {
+        headers.add(name: "X-User-Id", value: identity.userID)
+        if let role = identity.role { headers.add(name: "X-User-Role", value: role) }
+        if !identity.roles.isEmpty { headers.add(name: "X-User-Roles", value: identity.roles.joined(separator: ",")) }
+        if !identity.scopes.isEmpty { headers.add(name: "X-User-Scopes", value: identity.scopes.joined(separator: ",")) }
     }
 
     /// The response as the client sees it: hop-by-hop headers gone.

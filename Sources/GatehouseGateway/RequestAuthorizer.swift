@@ -11,7 +11,12 @@ public struct RequestAuthorizer: Sendable {
         case respond(GatewayError, route: String?)
         /// Forward to `route`, as `path`, with `identity` (nil: anonymous, no identity headers).
         case forward(route: RouteConfig, path: RequestPath, identity: Identity?)
+        /// `/auth/verify` (forward-auth): answer 200 with the identity headers, no body.
+        case verified(Identity)
     }
+
+    /// The forward-auth path (nginx `auth_request`, Traefik ForwardAuth, Envoy `ext_authz`).
+    public static let verifyPath = "/auth/verify"
 
     public let routes: RouteTable
     public let providers: ProviderSet
@@ -39,6 +44,7 @@ public struct RequestAuthorizer: Sendable {
         do { path = try RequestPath(target: head.uri) } catch {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"), route: nil)
         }
+        if path.path == Self.verifyPath { return self.forwardAuth(head, query: path.query, now: now, cache: cache) }
         guard let route = self.routes.route(for: path.path) else { return .respond(.notFound, route: nil) }
         if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
         if route.allowPreflight, head.method == .OPTIONS, head.headers.contains(name: "origin"),
@@ -57,27 +63,63 @@ public struct RequestAuthorizer: Sendable {
         case .bearer(let token):
             // A token that is present but bad is refused on optional routes too.
             let identity: Identity
-            let key = cache?.key(for: token)
-            switch key.map({ cache!.lookup($0, now: now) }) ?? .miss {
-            case .hit(let cached):
-                identity = cached
-            case .expired:
-                return .respond(.invalidToken(.expired), route: route.prefix)
-            case .miss:
-                do {
-                    let (verified, leeway) = try self.providers.verifyReturningLeeway(token, now: now)
-                    identity = try Identity(claims: verified.claims)
-                    if let cache, let key, let expiresAt = verified.claims.expiresAt {
-                        cache.insert(key, .init(identity: identity, deadline: expiresAt + leeway, sessionID: verified.claims.sessionID))
-                    }
-                } catch {
-                    return .respond(.invalidToken(error.reason), route: route.prefix)
-                }
+            switch self.identity(of: token, now: now, cache: cache) {
+            case .success(let verified): identity = verified
+            case .failure(let error): return .respond(.invalidToken(error.reason), route: route.prefix)
             }
             guard identity.satisfies(anyRole: route.anyRole, allScopes: route.allScopes) else {
                 return .respond(.insufficientScope, route: route.prefix)
             }
             return .forward(route: route, path: path, identity: identity)
+        }
+    }
+
+    /// The identity of a bearer token, from the cache or verified (and then cached).
+    private func identity(of token: String, now: Double, cache: TokenCache?) -> Result<Identity, JOSEError> {
+        let key = cache?.key(for: token)
+        switch key.map({ cache!.lookup($0, now: now) }) ?? .miss {
+        case .hit(let cached):
+            return .success(cached)
+        case .expired:
+            return .failure(JOSEError(.expired))
+        case .miss:
+            do {
+                let (verified, leeway) = try self.providers.verifyReturningLeeway(token, now: now)
+                let identity = try Identity(claims: verified.claims)
+                if let cache, let key, let expiresAt = verified.claims.expiresAt {
+                    cache.insert(key, .init(identity: identity, deadline: expiresAt + leeway, sessionID: verified.claims.sessionID))
+                }
+                return .success(identity)
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// `/auth/verify`, any method: 200 with the identity headers for a valid bearer token,
+    /// `?any_role=a,b` and `?all_scopes=x,y` applied; 401/403 as on a route.
+    private func forwardAuth(_ head: HTTPRequestHead, query: String?, now: Double, cache: TokenCache?) -> Decision {
+        var anyRole: [String] = []
+        var allScopes: [String] = []
+        for pair in (query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let values = parts[1].split(separator: ",").map(String.init)
+            if parts[0] == "any_role" { anyRole += values } else if parts[0] == "all_scopes" { allScopes += values }
+        }
+        switch Credentials(headers: head.headers, cookie: self.cookie) {
+        case .ambiguous: return .respond(.invalidRequest("more than one Authorization header"), route: Self.verifyPath)
+        case .none: return .respond(.missingToken, route: Self.verifyPath)
+        case .malformed: return .respond(.invalidToken(.malformed), route: Self.verifyPath)
+        case .bearer(let token):
+            switch self.identity(of: token, now: now, cache: cache) {
+            case .failure(let error): return .respond(.invalidToken(error.reason), route: Self.verifyPath)
+            case .success(let identity):
+                guard identity.satisfies(anyRole: anyRole, allScopes: allScopes) else {
+                    return .respond(.insufficientScope, route: Self.verifyPath)
+                }
+                return .verified(identity)
+            }
         }
     }
 }

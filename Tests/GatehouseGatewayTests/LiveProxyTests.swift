@@ -230,6 +230,33 @@ struct LiveProxyTests {
         }
     }
 
+    @Test("/auth/verify answers forward-auth: 200 with the identity headers, 401/403 otherwise, never the upstream")
+    func forwardAuth() async throws {
+        try await withLiveGateway { live in
+            let token = try live.token()
+            let before = live.echoConnections.value.load(ordering: .relaxed)
+            for method in ["GET", "POST", "HEAD"] {
+                let ok = try RawHTTPClient.request(port: live.port, method, "/auth/verify", headers: [("Authorization", "Bearer \(token)"), ("X-User-Id", "forged")])
+                #expect(ok.status == 200 && ok.body.isEmpty, "\(method)")
+                #expect(ok.header("x-user-id") == "7" && ok.header("x-user-role") == "viewer" && ok.header("x-user-scopes") == "content:read,profile:read")
+            }
+            let missing = try RawHTTPClient.request(port: live.port, "GET", "/auth/verify")
+            #expect(missing.status == 401 && missing.header("www-authenticate") == "Bearer" && missing.header("x-user-id") == nil)
+            let expired = try RawHTTPClient.request(port: live.port, "GET", "/auth/verify", headers: [("Authorization", "Bearer \(try live.token(expiresIn: -100))")])
+            #expect(expired.status == 401 && expired.json?["error_description"] as? String == "expired")
+            let cases: [(String, Int)] = [
+                ("?any_role=admin", 403), ("?any_role=admin,viewer", 200), ("?all_scopes=content:read", 200),
+                ("?all_scopes=content:read,users:write", 403), ("?any_role=viewer&all_scopes=profile:read", 200),
+            ]
+            for (query, status) in cases {
+                let response = try RawHTTPClient.request(port: live.port, "GET", "/auth/verify" + query, headers: [("Authorization", "Bearer \(token)")])
+                #expect(response.status == status, "\(query)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(live.echoConnections.value.load(ordering: .relaxed) == before, "forward-auth never calls an upstream")
+        }
+    }
+
     @Test("one JSON access-log line per request, with its fields and never the token or the query")
     func accessLog() async throws {
         try await withLiveGateway { live in
