@@ -31,7 +31,6 @@ final class GatewayHandler: ChannelInboundHandler {
         case forwarding
     }
 
-    private let authorizer: RequestAuthorizer
     private let state: LoopState
     private var pool: UpstreamPool { self.state.pool }
     private var cache: TokenCache? { self.state.cache }
@@ -63,8 +62,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// Whether the client's reads are paused (waiting for an upstream, or the upstream is full).
     private var clientReadsPaused = false
 
-    init(authorizer: RequestAuthorizer, state: LoopState, scheme: String) {
-        self.authorizer = authorizer
+    init(state: LoopState, scheme: String) {
         self.state = state
         self.scheme = scheme
     }
@@ -179,10 +177,11 @@ final class GatewayHandler: ChannelInboundHandler {
         self.failure = nil
         self.requestComplete = false
         self.responseStarted = false
-        switch self.authorizer.decide(head, now: currentTime(), cache: self.cache) {
+        switch self.state.authorizer.decide(head, now: currentTime(), cache: self.cache) {
         case .respond(let error, let route):
             self.routeLabel = route ?? "none"
             if let reason = error.rejection { self.metrics.countRejection(reason) }
+            if error.rejection == .unknownKeyID { self.state.onUnknownKeyID?() }
             self.failure = error.rejection?.rawValue ?? error.code
             self.phase = .answered
             self.answer(error, context: context)

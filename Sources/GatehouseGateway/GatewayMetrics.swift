@@ -63,6 +63,7 @@ struct MetricsSnapshot: Sendable {
     var upstream: [String: LoopMetrics.Histogram] = [:]
     var cacheHits = 0
     var cacheMisses = 0
+    var jwksRefreshes = (ok: 0, error: 0)
 
     mutating func add(_ other: MetricsSnapshot) {
         for (key, count) in other.requests { self.requests[key, default: 0] += count }
@@ -102,6 +103,10 @@ struct MetricsSnapshot: Sendable {
         lines.append("# HELP gatehouse_token_cache_misses_total Tokens looked up and not found in the verified-token cache.")
         lines.append("# TYPE gatehouse_token_cache_misses_total counter")
         lines.append("gatehouse_token_cache_misses_total \(self.cacheMisses)")
+        lines.append("# HELP gatehouse_jwks_refresh_total JWKS fetches of jwks_url providers, by result.")
+        lines.append("# TYPE gatehouse_jwks_refresh_total counter")
+        lines.append("gatehouse_jwks_refresh_total{result=\"ok\"} \(self.jwksRefreshes.ok)")
+        lines.append("gatehouse_jwks_refresh_total{result=\"error\"} \(self.jwksRefreshes.error)")
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -2,6 +2,7 @@
 public import GatehouseConfig
 public import GatehouseJOSE
 public import NIOCore
+import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOPosix
 
@@ -11,21 +12,52 @@ public final class GatewayServer: Sendable {
     public let channel: any Channel
     private let loops: [ObjectIdentifier: NIOLoopBound<LoopState>]
 
-    /// Binds `config.listen` (or `host`/`port` when given, for tests) and starts serving.
+    /// Binds `config.listen` (or `host`/`port` when given, for tests) and starts serving with
+    /// fixed verifiers (no `jwks_url` provider).
     public static func start(
         config: GatewayConfig, verifiers: [Verifier], group: any EventLoopGroup, host: String? = nil, port: Int? = nil,
         accessLog: AccessLogSink? = nil
     ) async throws -> GatewayServer {
-        let authorizer = RequestAuthorizer(routes: RouteTable(config.routes), providers: ProviderSet(verifiers), cookie: config.verify.cookie)
+        try await self.start(config: config, staticVerifiers: verifiers, jwks: [], group: group, host: host, port: port, accessLog: accessLog)
+    }
+
+    /// Builds every provider of `config` — key files read now, `jwks_url` keys fetched before the
+    /// listener answers (up to `verify.jwks_startup_timeout`; after that it serves anyway,
+    /// `/readyz` says 503 until keys arrive, and fetching goes on) — then binds and serves.
+    public static func start(
+        config: GatewayConfig, group: any EventLoopGroup, host: String? = nil, port: Int? = nil, accessLog: AccessLogSink? = nil
+    ) async throws -> GatewayServer {
+        var staticVerifiers: [Verifier] = []
+        var jwks: [(ProviderConfig, UpstreamURL)] = []
+        for provider in config.verify.providers {
+            if case .jwksURL(let text) = provider.keys, let url = UpstreamURL(text) {
+                jwks.append((provider, url))
+            } else {
+                staticVerifiers.append(try provider.makeVerifier(issuerConfig: config.issuer, maxTokenBytes: config.verify.maxTokenBytes))
+            }
+        }
+        return try await self.start(
+            config: config, staticVerifiers: staticVerifiers, jwks: jwks, group: group, host: host, port: port, accessLog: accessLog
+        )
+    }
+
+    private static func start(
+        config: GatewayConfig, staticVerifiers: [Verifier], jwks: [(ProviderConfig, UpstreamURL)], group: any EventLoopGroup,
+        host: String?, port: Int?, accessLog: AccessLogSink?
+    ) async throws -> GatewayServer {
+        let routes = RouteTable(config.routes)
+        let cookie = config.verify.cookie
         let loopList = Array(group.makeIterator())
         // The configured cache size is for the whole gateway; each loop keeps its share.
         let cacheSize = config.verify.tokenCacheSize == 0 ? 0 : max(1, config.verify.tokenCacheSize / loopList.count)
+        let initial = RequestAuthorizer(routes: routes, providers: ProviderSet(staticVerifiers), cookie: cookie)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
         for loop in loopList {
             let state = try await loop.submit {
                 NIOLoopBound(
                     LoopState(
-                        pool: UpstreamPool(eventLoop: loop), cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil,
+                        authorizer: initial, pool: UpstreamPool(eventLoop: loop),
+                        cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil,
                         metrics: LoopMetrics(), accessLog: accessLog.map { LoopAccessLog(sink: $0, eventLoop: loop) }
                     ),
                     eventLoop: loop
@@ -33,6 +65,32 @@ public final class GatewayServer: Sendable {
             }.get()
             loops[ObjectIdentifier(loop)] = state
         }
+        let statesByLoop = loops
+
+        // Fetched keys reach every loop as a new authorizer; cached verdicts are dropped, since a
+        // key may have been removed.
+        let registry = ProviderRegistry(staticVerifiers: staticVerifiers)
+        let refreshers = jwks.map { provider, url in
+            JWKSRefresher(provider: provider, url: url, loop: group.next(), maxTokenBytes: config.verify.maxTokenBytes) { verifier in
+                let authorizer = RequestAuthorizer(routes: routes, providers: registry.update(verifier), cookie: cookie)
+                for state in statesByLoop.values {
+                    state.eventLoop.execute {
+                        state.value.authorizer = authorizer
+                        state.value.cache?.removeAll()
+                    }
+                }
+            }
+        }
+        if !refreshers.isEmpty {
+            let onUnknownKeyID: @Sendable () -> Void = { refreshers.forEach { $0.unknownKeyID() } }
+            for state in loops.values { try await state.eventLoop.submit { state.value.onUnknownKeyID = onUnknownKeyID }.get() }
+            let first = EventLoopFuture.andAllComplete(refreshers.map { $0.start() }, on: group.next())
+            let waited = group.next().makePromise(of: Void.self)
+            first.cascade(to: waited)
+            group.next().scheduleTask(in: .nanoseconds(Int64(config.verify.jwksStartupTimeout.seconds * 1e9))) { waited.succeed() }
+            try await waited.futureResult.get()
+        }
+
         // One sweep per loop enforces every connection's timeouts (no timer per request).
         let sweeps = loops.values.map { state in
             state.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
@@ -40,7 +98,6 @@ public final class GatewayServer: Sendable {
                 for handler in state.value.connections.values { handler.sweep(now: now) }
             }
         }
-        let statesByLoop = loops
         let limits = ConnectionLimits(
             headerTimeout: .nanoseconds(Int64(config.headerTimeout.seconds * 1e9)),
             idleTimeout: .nanoseconds(Int64(config.idleTimeout.seconds * 1e9)),
@@ -49,19 +106,25 @@ public final class GatewayServer: Sendable {
         let channel = try await HTTPListener.bind(
             host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits
         ) { channel in
-            let state = statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value
-            return GatewayHandler(authorizer: authorizer, state: state, scheme: "http")
+            GatewayHandler(state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: "http")
         }
-        return GatewayServer(channel: channel, loops: loops, sweeps: sweeps)
+        return GatewayServer(channel: channel, loops: loops, sweeps: sweeps, refreshers: refreshers)
     }
 
     private let sweeps: [RepeatedTask]
+    private let refreshers: [JWKSRefresher]
 
-    private init(channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>], sweeps: [RepeatedTask]) {
+    private init(
+        channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>], sweeps: [RepeatedTask], refreshers: [JWKSRefresher]
+    ) {
         self.channel = channel
         self.loops = loops
         self.sweeps = sweeps
+        self.refreshers = refreshers
     }
+
+    /// Ready to serve: every `jwks_url` provider has keys.
+    public var isReady: Bool { self.refreshers.allSatisfy(\.isReady) }
 
     /// The port actually bound.
     public var port: Int { self.channel.localAddress?.port ?? 0 }
@@ -75,6 +138,7 @@ public final class GatewayServer: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         self.sweeps.forEach { $0.cancel() }
+        self.refreshers.forEach { $0.stop() }
         for state in self.loops.values {
             try await state.eventLoop.submit {
                 for handler in state.value.connections.values { handler.close() }
@@ -108,6 +172,7 @@ public final class GatewayServer: Sendable {
     public func stop() async throws {
         try await self.channel.close()
         self.sweeps.forEach { $0.cancel() }
+        self.refreshers.forEach { $0.stop() }
         for state in self.loops.values {
             try await state.eventLoop.submit {
                 state.value.pool.closeAll()
@@ -132,6 +197,10 @@ public final class GatewayServer: Sendable {
 /// What one event loop owns: its upstream connections, its verified tokens, its counters, and
 /// its client connections (for draining).
 final class LoopState {
+    /// Routes and providers; replaced when fetched keys change.
+    var authorizer: RequestAuthorizer
+    /// Asks the `jwks_url` refreshers to refetch (a token named an unknown `kid`).
+    var onUnknownKeyID: (@Sendable () -> Void)?
     let pool: UpstreamPool
     let cache: TokenCache?
     let metrics: LoopMetrics
@@ -141,7 +210,8 @@ final class LoopState {
     /// Set once the server drains: connections close as soon as their exchange ends.
     var draining = false
 
-    init(pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?) {
+    init(authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?) {
+        self.authorizer = authorizer
         self.pool = pool
         self.cache = cache
         self.metrics = metrics
@@ -160,17 +230,36 @@ extension GatewayServer {
                 return snapshot
             }
         }
-        return EventLoopFuture.whenAllSucceed(snapshots, on: eventLoop).map { all in
+        let refreshes = self.refreshers.map { refresher in refresher.loop.submit { refresher.refreshes } }
+        return EventLoopFuture.whenAllSucceed(snapshots, on: eventLoop).and(EventLoopFuture.whenAllSucceed(refreshes, on: eventLoop)).map { all, jwks in
             var total = MetricsSnapshot()
             for snapshot in all { total.add(snapshot) }
+            total.jwksRefreshes = jwks.reduce((0, 0)) { ($0.0 + $1.ok, $0.1 + $1.error) }
             return total.prometheusText
         }
     }
 
     /// Binds the admin listener (`/healthz`, `/readyz`, `/metrics`).
-    public func startAdmin(host: String, port: Int, group: any EventLoopGroup, isReady: @escaping @Sendable () -> Bool = { true }) async throws -> any Channel {
+    public func startAdmin(host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
         try await HTTPListener.bind(host: host, port: port, group: group) { channel in
-            AdminHandler(isReady: isReady, metrics: { self.metricsText(on: channel.eventLoop) })
+            AdminHandler(isReady: { self.isReady }, metrics: { self.metricsText(on: channel.eventLoop) })
         }
+    }
+}
+
+/// The verifiers of every provider: fixed ones, and the latest of each `jwks_url` provider.
+final class ProviderRegistry: Sendable {
+    private let staticVerifiers: [Verifier]
+    private let fetched = NIOLockedValueBox<[String: Verifier]>([:])
+
+    init(staticVerifiers: [Verifier]) { self.staticVerifiers = staticVerifiers }
+
+    /// Records `verifier` as its issuer's current one and returns the whole set.
+    func update(_ verifier: Verifier) -> ProviderSet {
+        let fetched = self.fetched.withLockedValue { fetched in
+            fetched[verifier.policy.issuer ?? ""] = verifier
+            return Array(fetched.values)
+        }
+        return ProviderSet(self.staticVerifiers + fetched)
     }
 }

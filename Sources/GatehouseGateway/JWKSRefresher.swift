@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
+import GatehouseJOSE
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Fetches a JWKS document over HTTP: the body (1 MiB at most) and its `Cache-Control: max-age`.
+enum JWKSFetch {
+    struct Document: Sendable {
+        let text: String
+        let maxAge: Int?
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func fetch(_ url: UpstreamURL, on loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<Document> {
+        guard url.scheme == "http" else { return loop.makeFailedFuture(Failure(description: "https JWKS URLs are not supported yet")) }
+        let promise = loop.makePromise(of: Document.self)
+        let timer = loop.scheduleTask(in: timeout) { promise.fail(Failure(description: "no JWKS within \(timeout)")) }
+        promise.futureResult.whenComplete { _ in timer.cancel() }
+        ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(CollectingHandler(promise: promise))
+                }
+            }
+            .connect(host: url.host, port: url.port)
+            .whenComplete { result in
+                switch result {
+                case .failure(let error): promise.fail(error)
+                case .success(let channel):
+                    var headers = HTTPHeaders()
+                    headers.add(name: "Host", value: url.port == 80 ? url.host : "\(url.host):\(url.port)")
+                    headers.add(name: "Accept", value: "application/json")
+                    headers.add(name: "Connection", value: "close")
+                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.basePath.isEmpty ? "/" : url.basePath, headers: headers)
+                    channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                }
+            }
+        return promise.futureResult
+    }
+
+    private final class CollectingHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+
+        let promise: EventLoopPromise<Document>
+        private var status: HTTPResponseStatus?
+        private var maxAge: Int?
+        private var body: [UInt8] = []
+
+        init(promise: EventLoopPromise<Document>) { self.promise = promise }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch self.unwrapInboundIn(data) {
+            case .head(let head):
+                self.status = head.status
+                self.maxAge = Self.maxAge(head.headers)
+            case .body(let buffer):
+                self.body += buffer.readableBytesView
+                if self.body.count > 1 << 20 {
+                    self.promise.fail(Failure(description: "JWKS larger than 1 MiB"))
+                    context.close(promise: nil)
+                }
+            case .end:
+                guard self.status == .ok else {
+                    self.promise.fail(Failure(description: "JWKS answered \(self.status?.code ?? 0)"))
+                    return
+                }
+                self.promise.succeed(Document(text: String(decoding: self.body, as: UTF8.self), maxAge: self.maxAge))
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.promise.fail(Failure(description: "JWKS connection closed early"))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            self.promise.fail(error)
+            context.close(promise: nil)
+        }
+
+        static func maxAge(_ headers: HTTPHeaders) -> Int? {
+            for directive in headers[canonicalForm: "cache-control"] where directive.lowercased().hasPrefix("max-age=") {
+                return Int(directive.dropFirst("max-age=".count))
+            }
+            return nil
+        }
+    }
+}
+
+/// Keeps one `jwks_url` provider's keys current: fetched before the listener answers (up to
+/// `jwks_startup_timeout`), refreshed by `Cache-Control: max-age` (default 5 minutes), refetched
+/// when a token names an unknown `kid` (single flight, at most once per 5 s), and the last good
+/// key set keeps serving while the endpoint is down (retries back off from 1 s to 30 s).
+/// Confined to its event loop.
+final class JWKSRefresher: @unchecked Sendable {
+    let provider: ProviderConfig
+    let url: UpstreamURL
+    let loop: any EventLoop
+    let maxTokenBytes: Int
+    /// Called with every new verifier.
+    private let publish: @Sendable (Verifier) -> Void
+    private let readiness: NIOLockedValueBox<Bool>
+
+    private var inFlight = false
+    /// When an unknown `kid` last caused a refetch (scheduled refreshes do not count).
+    private var lastRefetch: NIODeadline?
+    private var next: Scheduled<Void>?
+    private var failures = 0
+    private(set) var refreshes = (ok: 0, error: 0)
+
+    static let defaultMaxAge = 300
+    static let minimumRefetchInterval = TimeAmount.seconds(5)
+
+    init(provider: ProviderConfig, url: UpstreamURL, loop: any EventLoop, maxTokenBytes: Int, publish: @escaping @Sendable (Verifier) -> Void) {
+        self.provider = provider
+        self.url = url
+        self.loop = loop
+        self.maxTokenBytes = maxTokenBytes
+        self.publish = publish
+        self.readiness = NIOLockedValueBox(false)
+    }
+
+    /// Whether a key set has been loaded (for `/readyz`).
+    var isReady: Bool { self.readiness.withLockedValue { $0 } }
+
+    /// Starts fetching; the future completes with the first fetch (successful or not).
+    func start() -> EventLoopFuture<Void> {
+        self.loop.flatSubmit { self.refresh() }
+    }
+
+    /// A token named a `kid` this provider does not have: refetch unless one is under way or one
+    /// ran in the last 5 s.
+    func unknownKeyID() {
+        self.loop.execute {
+            guard !self.inFlight else { return }
+            if let last = self.lastRefetch, NIODeadline.now() - last < Self.minimumRefetchInterval { return }
+            self.lastRefetch = .now()
+            _ = self.refresh()
+        }
+    }
+
+    func stop() {
+        self.loop.execute { self.next?.cancel() }
+    }
+
+    private func refresh() -> EventLoopFuture<Void> {
+        self.inFlight = true
+        self.next?.cancel()
+        return JWKSFetch.fetch(self.url, on: self.loop, timeout: .seconds(10)).flatMapThrowing { document -> Int in
+            let jwks = try JWKS(jsonText: document.text)
+            let verifier = try self.provider.makeVerifier(issuerConfig: nil, fetched: jwks, maxTokenBytes: self.maxTokenBytes)
+            self.publish(verifier)
+            self.readiness.withLockedValue { $0 = true }
+            return document.maxAge ?? Self.defaultMaxAge
+        }.map { maxAge in
+            self.failures = 0
+            self.refreshes.ok += 1
+            self.schedule(in: .seconds(Int64(max(1, maxAge))))
+        }.flatMapErrorThrowing { _ in
+            // The last good keys keep serving; try again soon, backing off.
+            self.failures += 1
+            self.refreshes.error += 1
+            self.schedule(in: .seconds(Int64(min(30, 1 << min(self.failures - 1, 5)))))
+        }.always { _ in
+            self.inFlight = false
+        }
+    }
+
+    private func schedule(in delay: TimeAmount) {
+        self.next = self.loop.scheduleTask(in: delay) { _ = self.refresh() }
+    }
+}
