@@ -54,7 +54,10 @@ let package = Package(
         // The store protocol and its two implementations (embedded SQLite, PostgreSQL via libpq).
         .target(
             name: "GatehouseStore",
-            dependencies: ["CGatehouseSQLite", "CGatehouseLibPQ"],
+            dependencies: [
+                "CGatehouseSQLite", "CGatehouseLibPQ",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // gateway.conf: YAML through Yams' node API into one typed, validated value.
@@ -63,9 +66,16 @@ let package = Package(
             dependencies: ["GatehouseJOSE", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // register, login, refresh, logout, /users/me, JWKS: endpoints served on the gateway's listener.
         .target(
             name: "GatehouseIssuer",
-            dependencies: ["GatehouseJOSE", "GatehousePassword", "GatehouseStore", "GatehouseConfig"],
+            dependencies: [
+                "GatehouseJOSE", "GatehouseCrypto", "GatehousePassword", "GatehouseStore", "GatehouseConfig", "GatehouseGateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -84,6 +94,7 @@ let package = Package(
             name: "GatehouseCommands",
             dependencies: [
                 "GatehouseCrypto", "GatehouseJOSE", "GatehouseConfig", "GatehouseIssuer", "GatehouseGateway",
+                "GatehouseStore", "GatehousePassword",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import GatehouseConfig
 import GatehouseGateway
+import GatehouseIssuer
 import GatehouseJOSE
 import NIOCore
 import NIOPosix
@@ -11,41 +12,19 @@ import NIOPosix
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the gateway (and, once it exists, the issuer).",
+        abstract: "Run the gateway, and the issuer when it is enabled.",
         discussion: """
-            Today the gateway runs alone: configurations need `issuer: {enabled: false}`; keys come from a \
-            JWKS file, a PEM public key, an HMAC secret or an http:// jwks_url (https and the issuer come later).
+            Without any configuration (no --config, no $GATEHOUSE_CONFIG, no ./gateway.conf) it runs the \
+            development setup: SQLite and a generated ES256 key under ./.gatehouse/, the issuer on \
+            http://127.0.0.1:8080, and /demo/ (auth required) routed to a built-in echo upstream.
             """
     )
 
     @OptionGroup var config: ConfigOption
 
     func run() async throws {
-        guard let path = self.config.resolvedPath else {
-            printError("error: no configuration. The development setup needs the issuer, which is not built yet; pass --config with issuer: {enabled: false}.")
-            throw ExitCode(1)
-        }
-        let config: GatewayConfig
-        do {
-            config = try GatewayConfig.load(path: path)
-            guard config.issuer == nil else {
-                throw ValidationError("\(path): the issuer is not built yet; set issuer: {enabled: false} to run the gateway alone")
-            }
-            for provider in config.verify.providers {
-                if case .jwksURL(let url) = provider.keys, !url.lowercased().hasPrefix("http://") {
-                    throw ValidationError("\(path): jwks_url \(url): only http:// is fetched so far (https needs TLS, not built yet)")
-                }
-            }
-        } catch let error as ValidationError {
-            printError("error: \(error.message)")
-            throw ExitCode(1)
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
-
         // SIGTERM or SIGINT: stop accepting, let requests in flight finish within shutdown_grace,
-        // exit 0.
+        // exit 0. Installed first, so that a signal during start-up is not lost.
         let (signals, continuation) = AsyncStream<Int32>.makeStream()
         var sources: [any DispatchSourceSignal] = []
         for signal in [SIGTERM, SIGINT] {
@@ -56,12 +35,52 @@ struct ServeCommand: AsyncParsableCommand {
             sources.append(source)
         }
 
-        let threads = config.threads == 0 ? System.coreCount : config.threads
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var group: MultiThreadedEventLoopGroup?
+        var lines: [String] = []
+        var echo: (any Channel)?
+        let config: GatewayConfig
+        do {
+            if let path = self.config.resolvedPath {
+                config = try GatewayConfig.load(path: path)
+                group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads == 0 ? System.coreCount : config.threads)
+                for provider in config.verify.providers {
+                    if case .jwksURL(let url) = provider.keys, !url.lowercased().hasPrefix("http://") {
+                        throw ValidationError("\(path): jwks_url \(url): only http:// is fetched so far (https needs TLS, not built yet)")
+                    }
+                }
+            } else {
+                let developmentGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+                group = developmentGroup
+                let setup = try await DevelopmentSetup.make(group: developmentGroup)
+                config = setup.0
+                echo = setup.echo
+                lines += setup.lines
+            }
+        } catch let error as ValidationError {
+            printError("error: \(error.message)")
+            throw ExitCode(1)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        guard let group else { throw ExitCode(1) }
+
+        var issuer: Issuer?
+        if let issuerConfig = config.issuer {
+            do {
+                issuer = try Issuer.start(config: issuerConfig, trustedProxies: config.trustedProxies)
+            } catch {
+                printError("error: the issuer cannot start: \(error)")
+                throw ExitCode(1)
+            }
+        }
+
         let server: GatewayServer
         let admin: any Channel
         do {
-            server = try await GatewayServer.start(config: config, group: group, accessLog: config.accessLog ? .standardOutput : nil)
+            server = try await GatewayServer.start(
+                config: config, group: group, accessLog: config.accessLog ? .standardOutput : nil, local: issuer.map(IssuerEndpoints.init)
+            )
         } catch {
             printError("error: cannot listen on \(config.listen): \(error)")
             throw ExitCode(1)
@@ -72,8 +91,12 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: cannot listen on \(config.adminListen) (admin_listen): \(error)")
             throw ExitCode(1)
         }
-        var lines = [
-            "gatehouse gateway listening on \(config.listen.host):\(server.port) (\(threads) event loops, issuer off)",
+        let mode = issuer.map { issuer in
+            let store = issuer.config.database.hasPrefix("sqlite:") ? issuer.config.database : "postgresql"
+            return "issuer on: iss \(issuer.config.issuer), \(store), keys \(issuer.jwks.keys.compactMap(\.keyID).joined(separator: ","))"
+        } ?? "issuer off"
+        lines += [
+            "gatehouse listening on \(config.listen.host):\(server.port) (\(config.threads == 0 ? System.coreCount : config.threads) event loops, \(mode))",
             "gatehouse admin listening on \(config.adminListen.host):\(admin.localAddress?.port ?? config.adminListen.port) (/healthz /readyz /metrics)",
         ]
         for provider in config.verify.providers {
@@ -89,6 +112,8 @@ struct ServeCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data("gatehouse draining (up to \(Int(config.shutdownGrace.seconds)) s)\n".utf8))
         try? await server.drain(grace: config.shutdownGrace)
         try? await admin.close()
+        try? await echo?.close()
+        try? await issuer?.shutdown()
         try? await group.shutdownGracefully()
     }
 }

@@ -8,11 +8,11 @@ public final class AdminHandler: ChannelInboundHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundOut = HTTPServerResponsePart
 
-    private let isReady: @Sendable () -> Bool
+    private let isReady: @Sendable (any EventLoop) -> EventLoopFuture<Bool>
     private let metrics: @Sendable () -> EventLoopFuture<String>
     private var head: HTTPRequestHead?
 
-    public init(isReady: @escaping @Sendable () -> Bool, metrics: @escaping @Sendable () -> EventLoopFuture<String>) {
+    public init(isReady: @escaping @Sendable (any EventLoop) -> EventLoopFuture<Bool>, metrics: @escaping @Sendable () -> EventLoopFuture<String>) {
         self.isReady = isReady
         self.metrics = metrics
     }
@@ -29,8 +29,10 @@ public final class AdminHandler: ChannelInboundHandler {
             case (.GET, "/healthz"), (.HEAD, "/healthz"):
                 self.respond(context: context, head: head, status: .ok, body: "ok\n")
             case (.GET, "/readyz"), (.HEAD, "/readyz"):
-                let ready = self.isReady()
-                self.respond(context: context, head: head, status: ready ? .ok : .serviceUnavailable, body: ready ? "ready\n" : "not ready\n")
+                self.isReady(context.eventLoop).assumeIsolated().whenComplete { result in
+                    let ready = (try? result.get()) ?? false
+                    self.respond(context: context, head: head, status: ready ? .ok : .serviceUnavailable, body: ready ? "ready\n" : "not ready\n")
+                }
             case (.GET, "/metrics"):
                 self.metrics().assumeIsolated().whenComplete { result in
                     switch result {

@@ -29,6 +29,10 @@ final class GatewayHandler: ChannelInboundHandler {
         case connecting
         /// Request and response flow between client and `upstream`.
         case forwarding
+        /// Reading the body of a request for the local endpoints (the issuer).
+        case readingLocal
+        /// The local endpoints are working on the request.
+        case awaitingLocal
     }
 
     private let state: LoopState
@@ -61,6 +65,8 @@ final class GatewayHandler: ChannelInboundHandler {
     private var upstreamHead: HTTPRequestHead?
     /// Whether the client's reads are paused (waiting for an upstream, or the upstream is full).
     private var clientReadsPaused = false
+    /// The request being read for the local endpoints.
+    private var localRequest: LocalRequest?
 
     init(state: LoopState, scheme: String) {
         self.state = state
@@ -125,6 +131,13 @@ final class GatewayHandler: ChannelInboundHandler {
         case (.forwarding, .end(let trailers)):
             self.requestComplete = true
             self.upstream?.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+        case (.readingLocal, .body(var buffer)):
+            self.readLocalBody(&buffer, context: context)
+        case (.readingLocal, .end):
+            self.requestComplete = true
+            self.respondLocally(context: context)
+        case (.awaitingLocal, _):
+            context.close(promise: nil)
         case (_, .head), (.idle, _):
             // The pipeline handler delivers one request at a time; anything else is a broken peer.
             context.close(promise: nil)
@@ -185,6 +198,9 @@ final class GatewayHandler: ChannelInboundHandler {
             self.failure = error.rejection?.rawValue ?? error.code
             self.phase = .answered
             self.answer(error, context: context)
+        case .local(let route, let path):
+            self.routeLabel = route
+            self.beginLocal(head, path: path, context: context)
         case .verified(let identity):
             // Forward-auth: the answer is the identity headers on an empty 200.
             self.routeLabel = RequestAuthorizer.verifyPath
@@ -373,6 +389,81 @@ extension GatewayHandler: UpstreamDelegate {
             context.close(promise: nil)
         } else {
             self.failBeforeResponse(.badGateway, context: context)
+        }
+    }
+}
+
+// MARK: Local endpoints (the issuer)
+
+extension GatewayHandler {
+    private func beginLocal(_ head: HTTPRequestHead, path: RequestPath, context: ChannelHandlerContext) {
+        guard let local = self.state.authorizer.local else { return }
+        let declared = head.headers["content-length"].first.flatMap { Int($0) } ?? 0
+        if declared > local.maximumBodyBytes {
+            self.refuseLocalBody(context: context)
+            return
+        }
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        self.phase = .readingLocal
+        self.localRequest = LocalRequest(
+            head: head, path: path.path, query: path.query, body: context.channel.allocator.buffer(capacity: 0),
+            peerAddress: context.channel.remoteAddress?.ipAddress
+        )
+    }
+
+    private func readLocalBody(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
+        guard let local = self.state.authorizer.local, var request = self.localRequest else { return }
+        // Taken out while appending, so that the buffer is not copied on write.
+        self.localRequest = nil
+        guard request.body.readableBytes + buffer.readableBytes <= local.maximumBodyBytes else {
+            self.refuseLocalBody(context: context)
+            return
+        }
+        request.body.writeBuffer(&buffer)
+        self.localRequest = request
+    }
+
+    /// 413, and the connection closes after it (the rest of the body is not worth reading).
+    private func refuseLocalBody(context: ChannelHandlerContext) {
+        self.localRequest = nil
+        self.clientKeepAlive = false
+        self.phase = .answered
+        self.failure = "payload_too_large"
+        self.answer(
+            GatewayError(status: .payloadTooLarge, code: "payload_too_large", description: "the request body is over the limit"),
+            context: context
+        )
+    }
+
+    private func respondLocally(context: ChannelHandlerContext) {
+        guard let local = self.state.authorizer.local, let request = self.localRequest else { return }
+        self.localRequest = nil
+        self.phase = .awaitingLocal
+        local.respond(to: request, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            guard self.phase == .awaitingLocal, context.channel.isActive else { return }
+            let response: LocalResponse
+            switch result {
+            case .success(let answer): response = answer
+            case .failure:
+                response = LocalResponse(
+                    status: .internalServerError, json: GatewayError(status: .internalServerError, code: "server_error", description: "internal error").body
+                )
+            }
+            self.status = Int(response.status.code)
+            self.metrics.countRequest(route: self.routeLabel, status: self.status)
+            var headers = response.headers
+            headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+            if !self.clientKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: response.status, headers: headers))), promise: nil)
+            if !response.body.isEmpty {
+                var body = context.channel.allocator.buffer(capacity: response.body.count)
+                body.writeBytes(response.body)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            }
+            self.enterIdle(context: context)
+            self.finishResponse(context: context)
         }
     }
 }

@@ -16,16 +16,20 @@ public final class GatewayServer: Sendable {
     /// fixed verifiers (no `jwks_url` provider).
     public static func start(
         config: GatewayConfig, verifiers: [Verifier], group: any EventLoopGroup, host: String? = nil, port: Int? = nil,
-        accessLog: AccessLogSink? = nil
+        accessLog: AccessLogSink? = nil, local: (any LocalEndpoints)? = nil
     ) async throws -> GatewayServer {
-        try await self.start(config: config, staticVerifiers: verifiers, jwks: [], group: group, host: host, port: port, accessLog: accessLog)
+        try await self.start(
+            config: config, staticVerifiers: verifiers, jwks: [], group: group, host: host, port: port, accessLog: accessLog, local: local
+        )
     }
 
     /// Builds every provider of `config` — key files read now, `jwks_url` keys fetched before the
     /// listener answers (up to `verify.jwks_startup_timeout`; after that it serves anyway,
-    /// `/readyz` says 503 until keys arrive, and fetching goes on) — then binds and serves.
+    /// `/readyz` says 503 until keys arrive, and fetching goes on) — then binds and serves, with
+    /// `local` (the issuer's endpoints) on the same listener.
     public static func start(
-        config: GatewayConfig, group: any EventLoopGroup, host: String? = nil, port: Int? = nil, accessLog: AccessLogSink? = nil
+        config: GatewayConfig, group: any EventLoopGroup, host: String? = nil, port: Int? = nil, accessLog: AccessLogSink? = nil,
+        local: (any LocalEndpoints)? = nil
     ) async throws -> GatewayServer {
         var staticVerifiers: [Verifier] = []
         var jwks: [(ProviderConfig, UpstreamURL)] = []
@@ -37,20 +41,21 @@ public final class GatewayServer: Sendable {
             }
         }
         return try await self.start(
-            config: config, staticVerifiers: staticVerifiers, jwks: jwks, group: group, host: host, port: port, accessLog: accessLog
+            config: config, staticVerifiers: staticVerifiers, jwks: jwks, group: group, host: host, port: port, accessLog: accessLog,
+            local: local
         )
     }
 
     private static func start(
         config: GatewayConfig, staticVerifiers: [Verifier], jwks: [(ProviderConfig, UpstreamURL)], group: any EventLoopGroup,
-        host: String?, port: Int?, accessLog: AccessLogSink?
+        host: String?, port: Int?, accessLog: AccessLogSink?, local: (any LocalEndpoints)?
     ) async throws -> GatewayServer {
         let routes = RouteTable(config.routes)
         let cookie = config.verify.cookie
         let loopList = Array(group.makeIterator())
         // The configured cache size is for the whole gateway; each loop keeps its share.
         let cacheSize = config.verify.tokenCacheSize == 0 ? 0 : max(1, config.verify.tokenCacheSize / loopList.count)
-        let initial = RequestAuthorizer(routes: routes, providers: ProviderSet(staticVerifiers), cookie: cookie)
+        let initial = RequestAuthorizer(routes: routes, providers: ProviderSet(staticVerifiers), cookie: cookie, local: local)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
         for loop in loopList {
             let state = try await loop.submit {
@@ -72,7 +77,7 @@ public final class GatewayServer: Sendable {
         let registry = ProviderRegistry(staticVerifiers: staticVerifiers)
         let refreshers = jwks.map { provider, url in
             JWKSRefresher(provider: provider, url: url, loop: group.next(), maxTokenBytes: config.verify.maxTokenBytes) { verifier in
-                let authorizer = RequestAuthorizer(routes: routes, providers: registry.update(verifier), cookie: cookie)
+                let authorizer = RequestAuthorizer(routes: routes, providers: registry.update(verifier), cookie: cookie, local: local)
                 for state in statesByLoop.values {
                     state.eventLoop.execute {
                         state.value.authorizer = authorizer
@@ -108,23 +113,32 @@ public final class GatewayServer: Sendable {
         ) { channel in
             GatewayHandler(state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: "http")
         }
-        return GatewayServer(channel: channel, loops: loops, sweeps: sweeps, refreshers: refreshers)
+        return GatewayServer(channel: channel, loops: loops, sweeps: sweeps, refreshers: refreshers, local: local)
     }
 
     private let sweeps: [RepeatedTask]
     private let refreshers: [JWKSRefresher]
+    private let local: (any LocalEndpoints)?
 
     private init(
-        channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>], sweeps: [RepeatedTask], refreshers: [JWKSRefresher]
+        channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>], sweeps: [RepeatedTask], refreshers: [JWKSRefresher],
+        local: (any LocalEndpoints)?
     ) {
         self.channel = channel
         self.loops = loops
         self.sweeps = sweeps
         self.refreshers = refreshers
+        self.local = local
     }
 
-    /// Ready to serve: every `jwks_url` provider has keys.
+    /// Every `jwks_url` provider has keys (the local endpoints' database is checked by `readiness`).
     public var isReady: Bool { self.refreshers.allSatisfy(\.isReady) }
+
+    /// Ready to serve: keys loaded, and the local endpoints (the issuer's database) answering.
+    public func readiness(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        guard self.isReady else { return eventLoop.makeSucceededFuture(false) }
+        return self.local?.checkReady(on: eventLoop) ?? eventLoop.makeSucceededFuture(true)
+    }
 
     /// The port actually bound.
     public var port: Int { self.channel.localAddress?.port ?? 0 }
@@ -235,14 +249,14 @@ extension GatewayServer {
             var total = MetricsSnapshot()
             for snapshot in all { total.add(snapshot) }
             total.jwksRefreshes = jwks.reduce((0, 0)) { ($0.0 + $1.ok, $0.1 + $1.error) }
-            return total.prometheusText
+            return total.prometheusText + (self.local?.metricsText ?? "")
         }
     }
 
     /// Binds the admin listener (`/healthz`, `/readyz`, `/metrics`).
     public func startAdmin(host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
         try await HTTPListener.bind(host: host, port: port, group: group) { channel in
-            AdminHandler(isReady: { self.isReady }, metrics: { self.metricsText(on: channel.eventLoop) })
+            AdminHandler(isReady: { self.readiness(on: $0) }, metrics: { self.metricsText(on: channel.eventLoop) })
         }
     }
 }

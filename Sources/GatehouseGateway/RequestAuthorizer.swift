@@ -13,6 +13,8 @@ public struct RequestAuthorizer: Sendable {
         case forward(route: RouteConfig, path: RequestPath, identity: Identity?)
         /// `/auth/verify` (forward-auth): answer 200 with the identity headers, no body.
         case verified(Identity)
+        /// Served by the listener's own endpoints (the issuer); `route` is the metrics label.
+        case local(route: String, path: RequestPath)
     }
 
     /// The forward-auth path (nginx `auth_request`, Traefik ForwardAuth, Envoy `ext_authz`).
@@ -22,11 +24,14 @@ public struct RequestAuthorizer: Sendable {
     public let providers: ProviderSet
     /// The access-token cookie read when there is no `Authorization` header.
     public let cookie: String?
+    /// The issuer's endpoints, when it runs in this process.
+    public let local: (any LocalEndpoints)?
 
-    public init(routes: RouteTable, providers: ProviderSet, cookie: String?) {
+    public init(routes: RouteTable, providers: ProviderSet, cookie: String?, local: (any LocalEndpoints)? = nil) {
         self.routes = routes
         self.providers = providers
         self.cookie = cookie
+        self.local = local
     }
 
     public func decide(_ head: HTTPRequestHead, now: Double) -> Decision {
@@ -45,6 +50,7 @@ public struct RequestAuthorizer: Sendable {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"), route: nil)
         }
         if path.path == Self.verifyPath { return self.forwardAuth(head, query: path.query, now: now, cache: cache) }
+        if let local = self.local, let label = local.route(for: path.path) { return .local(route: label, path: path) }
         guard let route = self.routes.route(for: path.path) else { return .respond(.notFound, route: nil) }
         if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
         if route.allowPreflight, head.method == .OPTIONS, head.headers.contains(name: "origin"),

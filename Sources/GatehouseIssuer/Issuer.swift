@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: Apache-2.0
+public import GatehouseConfig
+import GatehouseCrypto
+import GatehouseJOSE
+import GatehousePassword
+public import GatehouseStore
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The issuer: accounts, sessions and tokens. Argon2 runs on `hashPool`, every database call on
+/// `databasePool`, so that refreshes never wait behind hashes and no event loop ever blocks.
+/// Each operation returns a future on the caller's event loop; failures are `IssuerError`s.
+public final class Issuer: Sendable {
+    /// Longer passwords are refused before any hashing (422).
+    public static let maximumPasswordBytes = 1024
+
+    public let config: IssuerConfig
+    public let store: Store
+    let minter: TokenMinter
+    let accessVerifier: Verifier
+    let refreshVerifier: Verifier
+    /// The public keys, as served at `/.well-known/jwks.json`.
+    public let jwks: JWKS
+    let hashPool: BlockingPool
+    let databasePool: BlockingPool
+    let trustedProxies: TrustedProxies
+    let argon2: Argon2Parameters
+    /// A hash of a random password: an unknown email is checked against it, so that it costs the
+    /// same Argon2 work as a wrong password.
+    private let decoyHash: String
+
+    /// Opens the store (migrating it when `auto_migrate` is on), loads the keys and starts the pools.
+    public static func start(config: IssuerConfig, trustedProxies: [String]) throws -> Issuer {
+        let store = try Store.open(config.database)
+        if config.autoMigrate {
+            try store.migrate(now: Self.nowMilliseconds())
+        } else if let pending = try store.pendingMigrations().first {
+            throw IssuerSetupError("the database schema is behind (migration \(pending) pending); run gatehouse migrate")
+        }
+        return try Issuer(config: config, store: store, trustedProxies: trustedProxies)
+    }
+
+    init(config: IssuerConfig, store: Store, trustedProxies: [String]) throws {
+        self.config = config
+        self.store = store
+        self.trustedProxies = try TrustedProxies(trustedProxies)
+        self.argon2 = Argon2Parameters(
+            memoryKiB: config.argon2.memoryKiB, iterations: config.argon2.iterations, parallelism: config.argon2.parallelism
+        )
+
+        let signingKey = try KeyFiles.loadPEM(config.signing.keyFile)
+        guard signingKey.isPrivate else { throw IssuerSetupError("\(config.signing.keyFile): the signing key must be a private key") }
+        let keys = try config.loadVerificationKeys()
+        guard let signingKeyID = keys.first?.keyID else { throw IssuerSetupError("no signing key") }
+        let signer = try Signer(material: .asymmetric(signingKey), algorithm: config.signing.algorithm, keyID: signingKeyID)
+        let algorithms: Set<Algorithm> = [config.signing.algorithm]
+        let keySet = try KeySet(keys, allowed: algorithms)
+        self.accessVerifier = Verifier(
+            policy: VerificationPolicy(algorithms: algorithms, issuer: config.issuer, audience: config.audience, type: .required("at+jwt")),
+            keys: keySet
+        )
+        self.refreshVerifier = Verifier(
+            policy: VerificationPolicy(algorithms: algorithms, issuer: config.issuer, audience: config.audience, type: .required("refresh+jwt")),
+            keys: keySet
+        )
+        self.jwks = JWKS(keys: keys.compactMap { key in
+            guard case .asymmetric(let publicKey) = key.material else { return nil }
+            return JWK(key: publicKey, keyID: key.keyID, algorithm: config.signing.algorithm)
+        })
+
+        // Without `refresh_secret`, the rotation secret comes from the signing key, which every
+        // issuer sharing the database also shares.
+        let rotationSecret = try config.refreshSecret.map { Array($0.utf8) }
+            ?? Digest.sha256.hash(Array(("gatehouse-refresh-rotation:" + signingKey.privateKeyPEM()).utf8))
+        self.minter = TokenMinter(
+            signer: signer, issuer: config.issuer, audience: config.audience,
+            accessTTL: Int64(config.accessTokenTTL.seconds), refreshTTL: Int64(config.refreshTokenTTL.seconds), rotationSecret: rotationSecret
+        )
+
+        let cores = System.coreCount
+        self.hashPool = BlockingPool(name: "argon2", threads: cores, queueLimit: config.hashQueue, niceness: 5)
+        let connections = config.database.hasPrefix("sqlite:") ? 1 : 4
+        self.databasePool = BlockingPool(name: "database", threads: connections, queueLimit: 1024)
+        self.decoyHash = try Argon2id.hash(password: SecureRandom.bytes(16), parameters: self.argon2)
+    }
+
+    public func shutdown() async throws {
+        try await self.hashPool.shutdown()
+        try await self.databasePool.shutdown()
+        self.store.database.close()
+    }
+
+    /// Argon2 jobs waiting for a thread.
+    public var hashQueueDepth: Int { self.hashPool.queueDepth }
+
+    static func nowMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
+    // MARK: Operations
+
+    struct Issued: Sendable {
+        let tokens: TokenMinter.Tokens
+        let user: UserRecord
+    }
+
+    func register(email rawEmail: String, password: String, name: String?, on eventLoop: any EventLoop) -> EventLoopFuture<Issued> {
+        guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(IssuerError.invalidEmail) }
+        let passwordBytes = Array(password.utf8)
+        guard (self.config.passwordMinLength...Self.maximumPasswordBytes).contains(passwordBytes.count) else {
+            return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
+        }
+        let parameters = self.argon2
+        return self.hash { try Argon2id.hash(password: passwordBytes, parameters: parameters) }.on(eventLoop)
+            .flatMap { hash in
+                self.database(on: eventLoop) {
+                    let now = Self.nowMilliseconds()
+                    let user: UserRecord
+                    do {
+                        user = try self.store.createUser(email: email, name: name, passwordHash: hash, role: self.config.defaultRole, now: now)
+                    } catch let error as StoreError where error.kind == .uniqueViolation {
+                        throw IssuerError.emailTaken
+                    }
+                    return try self.startSession(for: user, now: now)
+                }
+            }
+    }
+
+    func login(email rawEmail: String, password: String, peer: String?, forwardedFor: [String], on eventLoop: any EventLoop) -> EventLoopFuture<Issued> {
+        guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(IssuerError.invalidEmail) }
+        let passwordBytes = Array(password.utf8)
+        guard passwordBytes.count <= Self.maximumPasswordBytes else {
+            return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
+        }
+        let emailKey = "email:" + email
+        let addressKey = "address:" + self.trustedProxies.clientAddress(peer: peer, forwardedFor: forwardedFor)
+        let limit = self.config.loginLimitFailures
+        let window = Int64(self.config.loginLimitWindow.seconds * 1000)
+        let parameters = self.argon2
+        let decoy = self.decoyHash
+        return self.database(on: eventLoop) { () throws -> (id: Int64, passwordHash: String)? in
+            let now = Self.nowMilliseconds()
+            let waits = try [emailKey, addressKey].compactMap { key in try self.store.loginBlocked(key: key, limit: limit, window: window, now: now) }
+            if let wait = waits.max() { throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000)) }
+            return try self.store.credentials(email: email)
+        }.flatMap { credentials in
+            // An unknown email is checked against the decoy: the same work, the same answer.
+            self.hash { () -> (matched: Bool, rehash: String?) in
+                let matched = Argon2id.verify(password: passwordBytes, encoded: credentials?.passwordHash ?? decoy) && credentials != nil
+                guard matched, let stored = credentials?.passwordHash, PHCString(stored)?.needsRehash(for: parameters) ?? true else {
+                    return (matched, nil)
+                }
+                return (true, try Argon2id.hash(password: passwordBytes, parameters: parameters))
+            }.on(eventLoop).map { (credentials, $0) }
+        }.flatMap { credentials, outcome in
+            self.database(on: eventLoop) {
+                let now = Self.nowMilliseconds()
+                guard outcome.matched, let credentials else {
+                    try self.store.recordLoginFailure(keys: [emailKey, addressKey], window: window, now: now)
+                    throw IssuerError.invalidCredentials
+                }
+                try self.store.resetLoginFailures(key: emailKey)
+                if let rehash = outcome.rehash { try self.store.setPasswordHash(userID: credentials.id, rehash) }
+                guard let user = try self.store.user(id: credentials.id) else { throw IssuerError.invalidCredentials }
+                return try self.startSession(for: user, now: now)
+            }
+        }
+    }
+
+    /// A new session and its first tokens (on the database pool).
+    private func startSession(for user: UserRecord, now: Int64) throws -> Issued {
+        let sessionID = TokenMinter.randomID()
+        let refreshID = TokenMinter.randomID()
+        let seconds = now / 1000
+        try self.store.createSession(
+            id: sessionID, userID: user.id, refreshHash: TokenMinter.hash(ofTokenID: refreshID), now: now,
+            expiresAt: (seconds + self.minter.refreshTTL) * 1000
+        )
+        return Issued(tokens: try self.minter.tokens(for: user, sessionID: sessionID, refreshID: refreshID, now: seconds), user: user)
+    }
+
+    func refresh(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Issued> {
+        let claims: (sessionID: String, tokenID: String, userID: Int64)
+        switch self.verifyRefresh(token) {
+        case .success(let verified): claims = verified
+        case .failure(let error): return eventLoop.makeFailedFuture(error)
+        }
+        let next = self.minter.nextRefreshID(after: claims.tokenID)
+        let reuseInterval = Int64(self.config.refreshReuseInterval.seconds * 1000)
+        return self.database(on: eventLoop) {
+            let now = Self.nowMilliseconds()
+            let seconds = now / 1000
+            let outcome = try self.store.rotateRefresh(
+                sessionID: claims.sessionID, userID: claims.userID, presentedHash: TokenMinter.hash(ofTokenID: claims.tokenID),
+                nextHash: TokenMinter.hash(ofTokenID: next), now: now, expiresAt: (seconds + self.minter.refreshTTL) * 1000,
+                reuseInterval: reuseInterval
+            )
+            switch outcome {
+            case .rotated(let userID), .replayed(let userID):
+                guard let user = try self.store.user(id: userID) else { throw IssuerError.invalidGrant("the user no longer exists") }
+                return Issued(tokens: try self.minter.tokens(for: user, sessionID: claims.sessionID, refreshID: next, now: seconds), user: user)
+            case .reused:
+                throw IssuerError.invalidGrant("the refresh token was already used; the session is revoked")
+            case .invalid:
+                throw IssuerError.invalidGrant("the session is revoked or expired")
+            }
+        }
+    }
+
+    /// Revokes the session of `token` (any refresh token of it, current or older). Idempotent.
+    func logout(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        switch self.verifyRefresh(token) {
+        case .failure(let error): return eventLoop.makeFailedFuture(error)
+        case .success(let claims):
+            return self.database(on: eventLoop) { _ = try self.store.revokeSession(id: claims.sessionID, now: Self.nowMilliseconds()) }
+        }
+    }
+
+    /// The user a bearer access token stands for.
+    func currentUser(accessToken: String, on eventLoop: any EventLoop) -> EventLoopFuture<UserRecord> {
+        let userID: Int64
+        do {
+            let verified = try self.accessVerifier.verify(accessToken, now: Double(Self.nowMilliseconds()) / 1000)
+            guard let id = verified.claims.value("user_id")?.numberValue.flatMap({ Int64(exactly: $0) }) else {
+                return eventLoop.makeFailedFuture(IssuerError.invalidToken(RejectionReason.missingClaim.rawValue))
+            }
+            userID = id
+        } catch {
+            return eventLoop.makeFailedFuture(IssuerError.invalidToken(error.reason.rawValue))
+        }
+        return self.database(on: eventLoop) {
+            guard let user = try self.store.user(id: userID) else { throw IssuerError.invalidToken("the user no longer exists") }
+            return user
+        }
+    }
+
+    /// The session, token id and user of a verified refresh token.
+    private func verifyRefresh(_ token: String) -> Result<(sessionID: String, tokenID: String, userID: Int64), IssuerError> {
+        do {
+            let claims = try self.refreshVerifier.verify(token, now: Double(Self.nowMilliseconds()) / 1000).claims
+            guard let sessionID = claims.sessionID, let tokenID = claims.tokenID, let userID = claims.subject.flatMap({ Int64($0) }) else {
+                return .failure(.invalidGrant("the refresh token lacks sid, jti or sub"))
+            }
+            return .success((sessionID, tokenID, userID))
+        } catch {
+            return .failure(.invalidGrant("the refresh token is invalid: \(error.reason.rawValue)"))
+        }
+    }
+
+    func ping(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        self.database(on: eventLoop) { try self.store.ping() }.map { true }.recover { _ in false }
+    }
+
+    // MARK: Pools
+
+    /// Work on the database pool; a store that cannot be reached, or a full queue, is 503.
+    private func database<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        self.databasePool.run(on: eventLoop, work).flatMapErrorThrowing { error in
+            switch error {
+            case is BlockingPool.Saturated: throw IssuerError.busy
+            case let error as StoreError where error.kind == .unavailable: throw IssuerError.databaseDown
+            default: throw error
+            }
+        }
+    }
+
+    /// Work on the Argon2 pool; a full queue is 503 at once.
+    private func hash<T: Sendable>(_ work: @escaping @Sendable () throws -> T) -> HashJob<T> {
+        HashJob(pool: self.hashPool, work: work)
+    }
+}
+
+/// A job for the Argon2 pool, started by `on(_:)`.
+struct HashJob<T: Sendable> {
+    let pool: BlockingPool
+    let work: @Sendable () throws -> T
+
+    func on(_ eventLoop: any EventLoop) -> EventLoopFuture<T> {
+        self.pool.run(on: eventLoop, self.work).flatMapErrorThrowing { error in
+            if error is BlockingPool.Saturated { throw IssuerError.busy }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
+public import GatehouseGateway
+import GatehouseJOSE
+import GatehouseStore
+public import NIOCore
+import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The issuer's HTTP interface on the gateway's listener: `/auth/register`, `/auth/login`,
+/// `/auth/refresh`, `/auth/logout`, `/users/me`, `/.well-known/jwks.json` and
+/// `/.well-known/openid-configuration`. Every other `/auth/*` and `/.well-known/*` path is
+/// reserved while the issuer is on (404); `/auth/verify` belongs to the gateway.
+public struct IssuerEndpoints: LocalEndpoints {
+    public let issuer: Issuer
+    private let jwksBody: [UInt8]
+    private let discoveryBody: [UInt8]
+
+    public init(issuer: Issuer) {
+        self.issuer = issuer
+        self.jwksBody = Array(issuer.jwks.serialized.utf8)
+        let base = issuer.config.issuer.hasSuffix("/") ? String(issuer.config.issuer.dropLast()) : issuer.config.issuer
+        let discovery = JSONObject([
+            "issuer": .string(issuer.config.issuer),
+            "jwks_uri": .string(base + "/.well-known/jwks.json"),
+            "token_endpoint": .string(base + "/auth/login"),
+            "userinfo_endpoint": .string(base + "/users/me"),
+            "response_types_supported": .array([.string("token")]),
+            "subject_types_supported": .array([.string("public")]),
+            "id_token_signing_alg_values_supported": .array([.string(issuer.config.signing.algorithm.rawValue)]),
+            "token_endpoint_auth_methods_supported": .array([.string("none")]),
+        ])
+        self.discoveryBody = Array(discovery.serialized.utf8)
+    }
+
+    /// Bodies over 64 KiB get 413.
+    public var maximumBodyBytes: Int { 64 * 1024 }
+
+    private static let paths: Set<String> = [
+        "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout", "/users/me", "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+    ]
+
+    public func route(for path: String) -> String? {
+        if Self.paths.contains(path) { return path }
+        if path.hasPrefix("/auth/") || path.hasPrefix("/.well-known/") { return "issuer" }
+        return nil
+    }
+
+    public func checkReady(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        self.issuer.ping(on: eventLoop)
+    }
+
+    public var metricsText: String {
+        """
+        # HELP gatehouse_argon2_queue_depth Password hashes waiting for an Argon2 thread.
+        # TYPE gatehouse_argon2_queue_depth gauge
+        gatehouse_argon2_queue_depth \(self.issuer.hashQueueDepth)
+
+        """
+    }
+
+    public func respond(to request: LocalRequest, on eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+        let method = request.head.method
+        let answer: EventLoopFuture<LocalResponse>
+        switch request.path {
+        case "/.well-known/jwks.json":
+            guard method == .GET else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("GET")) }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Cache-Control", value: "public, max-age=300")
+            return eventLoop.makeSucceededFuture(LocalResponse(status: .ok, headers: headers, body: self.jwksBody))
+        case "/.well-known/openid-configuration":
+            guard method == .GET else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("GET")) }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Cache-Control", value: "public, max-age=300")
+            return eventLoop.makeSucceededFuture(LocalResponse(status: .ok, headers: headers, body: self.discoveryBody))
+        case "/users/me":
+            guard method == .GET else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("GET")) }
+            guard let token = Self.bearerToken(request.head.headers) else {
+                return eventLoop.makeSucceededFuture(Self.response(for: .invalidToken("no bearer token"), challenge: "Bearer"))
+            }
+            answer = self.issuer.currentUser(accessToken: token, on: eventLoop).map { user in
+                var json = Self.userJSON(user)
+                json["created_at"] = .string(RFC3339.format(milliseconds: user.createdAt))
+                return LocalResponse(status: .ok, json: json.serialized)
+            }
+        case "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout":
+            guard method == .POST else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("POST")) }
+            let body: JSONObject
+            switch Self.jsonBody(request) {
+            case .success(let object): body = object
+            case .failure(let error): return eventLoop.makeSucceededFuture(Self.response(for: error))
+            }
+            answer = self.post(request.path, body: body, request: request, on: eventLoop)
+        default:
+            return eventLoop.makeSucceededFuture(Self.response(for: .notFound))
+        }
+        return answer.recover { error in
+            guard let error = error as? IssuerError else {
+                return Self.response(for: IssuerError(status: .internalServerError, code: "server_error", description: "internal error"))
+            }
+            return Self.response(for: error, challenge: error.code == "invalid_token" ? "Bearer error=\"invalid_token\", error_description=\"\(error.description)\"" : nil)
+        }
+    }
+
+    private func post(_ path: String, body: JSONObject, request: LocalRequest, on eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+        func string(_ name: String) -> Result<String, IssuerError> {
+            guard let value = body[name]?.stringValue else { return .failure(.invalidRequest("\(name) must be a string")) }
+            return .success(value)
+        }
+        do {
+            switch path {
+            case "/auth/register":
+                let email = try string("email").get()
+                let password = try string("password").get()
+                let name: String?
+                switch body["name"] {
+                case nil, .null?: name = nil
+                case .string(let value)?: name = value
+                default: throw IssuerError.invalidRequest("name must be a string or null")
+                }
+                return self.issuer.register(email: email, password: password, name: name, on: eventLoop).map {
+                    Self.tokenResponse($0, status: .created)
+                }
+            case "/auth/login":
+                let email = try string("email").get()
+                let password = try string("password").get()
+                return self.issuer.login(
+                    email: email, password: password, peer: request.peerAddress, forwardedFor: request.head.headers["x-forwarded-for"],
+                    on: eventLoop
+                ).map { Self.tokenResponse($0, status: .ok) }
+            case "/auth/refresh":
+                return self.issuer.refresh(token: try string("refresh_token").get(), on: eventLoop).map { Self.tokenResponse($0, status: .ok) }
+            default:
+                return self.issuer.logout(token: try string("refresh_token").get(), on: eventLoop).map {
+                    LocalResponse(status: .noContent, headers: ["Cache-Control": "no-store"])
+                }
+            }
+        } catch {
+            return eventLoop.makeSucceededFuture(Self.response(for: error as? IssuerError ?? .invalidRequest("bad request")))
+        }
+    }
+
+    // MARK: Bodies
+
+    /// The request body as a JSON object: 415 unless `Content-Type` is JSON, 400 unless it parses.
+    private static func jsonBody(_ request: LocalRequest) -> Result<JSONObject, IssuerError> {
+        let type = request.head.headers["content-type"].first?.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() }
+        guard type == "application/json" else { return .failure(.unsupportedMediaType) }
+        let parsed = request.body.readableBytesView.withContiguousStorageIfAvailable { bytes in
+            Result { () throws(JSONError) -> JSONValue in try JSONReader.parse(UnsafeRawBufferPointer(bytes)) }
+        } ?? Result { () throws(JSONError) -> JSONValue in try JSONReader.parse(String(decoding: request.body.readableBytesView, as: UTF8.self)) }
+        guard case .success(.object(let object)) = parsed else { return .failure(.invalidRequest("the body is not a JSON object")) }
+        return .success(object)
+    }
+
+    private static func userJSON(_ user: UserRecord) -> JSONObject {
+        JSONObject([
+            "id": .number(Double(user.id)), "email": .string(user.email), "name": user.name.map(JSONValue.string) ?? .null,
+            "roles": .array(user.roles.map(JSONValue.string)), "permissions": .array(user.permissions.map(JSONValue.string)),
+        ])
+    }
+
+    private static func tokenResponse(_ issued: Issuer.Issued, status: HTTPResponseStatus) -> LocalResponse {
+        let json = JSONObject([
+            "access_token": .string(issued.tokens.access), "refresh_token": .string(issued.tokens.refresh),
+            "token_type": .string("Bearer"), "expires_in": .number(Double(issued.tokens.expiresIn)),
+            "user": .object(Self.userJSON(issued.user)),
+        ])
+        return LocalResponse(status: status, json: json.serialized)
+    }
+
+    static func response(for error: IssuerError, challenge: String? = nil) -> LocalResponse {
+        var headers = HTTPHeaders()
+        if let retryAfter = error.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
+        if let challenge { headers.add(name: "WWW-Authenticate", value: challenge) }
+        return LocalResponse(status: error.status, json: error.body, headers: headers)
+    }
+
+    private static func methodNotAllowed(_ allowed: String) -> LocalResponse {
+        var response = Self.response(for: .methodNotAllowed())
+        response.headers.add(name: "Allow", value: allowed)
+        return response
+    }
+
+    /// The token of a single `Authorization: Bearer` header.
+    private static func bearerToken(_ headers: HTTPHeaders) -> String? {
+        let values = headers["authorization"]
+        guard values.count == 1 else { return nil }
+        let parts = values[0].split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingSpaces()
+        return token.isEmpty ? nil : token
+    }
+}
+
+/// RFC 3339 UTC timestamps for `created_at`.
+enum RFC3339 {
+    static func format(milliseconds: Int64) -> String {
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+}

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// A user as the issuer shows it: roles ordered highest first, permissions the union over them.
+public struct UserRecord: Sendable, Equatable {
+    public var id: Int64
+    public var email: String
+    public var name: String?
+    /// Milliseconds since the epoch.
+    public var createdAt: Int64
+    public var roles: [String]
+    public var permissions: [String]
+
+    /// The highest role (admin > editor > viewer), the access token's `role`.
+    public var primaryRole: String? { self.roles.first }
+}
+
+/// What a refresh did to its session.
+public enum RefreshOutcome: Sendable, Equatable {
+    /// The presented token was the current one: the session now expects the next one.
+    case rotated(userID: Int64)
+    /// The presented token was rotated moments ago (within the reuse interval) into the one the
+    /// session expects now: the caller gets that same next token; nothing changes.
+    case replayed(userID: Int64)
+    /// The presented token was used before, outside the interval: the session is now revoked.
+    case reused
+    /// No such session, or it was revoked or has expired.
+    case invalid
+}
+
+/// Users, roles, sessions and login failures on SQLite or PostgreSQL. The queries are written
+/// once; `SQLDatabase` is what differs. Every method blocks: call it from a thread pool.
+///
+/// Refresh tokens never reach the database: sessions keep the SHA-256 of the token's `jti` only.
+public final class Store: Sendable {
+    public let database: any SQLDatabase
+
+    public init(database: any SQLDatabase) {
+        self.database = database
+    }
+
+    /// Opens `sqlite:PATH` or a libpq conninfo string / `postgres://` URI.
+    public static func open(_ url: String, connections: Int = 4) throws(StoreError) -> Store {
+        if url.hasPrefix("sqlite:") {
+            return Store(database: try SQLiteDatabase(path: String(url.dropFirst("sqlite:".count))))
+        }
+        return Store(database: try PostgresDatabase(conninfo: url, maximumConnections: connections))
+    }
+
+    // MARK: Schema
+
+    /// Applies pending migrations; returns the versions applied (none when up to date).
+    @discardableResult
+    public func migrate(now: Int64) throws(StoreError) -> [Int] {
+        try Migrations.apply(on: self.database, now: now)
+    }
+
+    public func pendingMigrations() throws(StoreError) -> [Int] {
+        try Migrations.pending(on: self.database)
+    }
+
+    /// A trivial round trip (for `/readyz`).
+    public func ping() throws(StoreError) {
+        try self.database.withConnection { connection throws(StoreError) in _ = try connection.execute("SELECT 1") }
+    }
+
+    // MARK: Users
+
+    /// Creates a user with one role; `uniqueViolation` when the email is taken, `notFound` when
+    /// the role does not exist.
+    public func createUser(email: String, name: String?, passwordHash: String, role: String, now: Int64) throws(StoreError) -> UserRecord {
+        try self.database.withTransaction { connection throws(StoreError) in
+            guard try !connection.execute("SELECT name FROM roles WHERE name = $1", .text(role)).isEmpty else {
+                throw StoreError(.notFound, "no role named \(role)")
+            }
+            let rows = try connection.execute(
+                "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                .text(email), name.map(SQLValue.text) ?? .null, .text(passwordHash), .integer(now)
+            )
+            guard let id = rows.first?.integer(0) else { throw StoreError(.failed, "INSERT returned no id") }
+            try connection.execute("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)", .integer(id), .text(role))
+            guard let user = try Self.user(id: id, on: connection) else { throw StoreError(.failed, "the new user vanished") }
+            return user
+        }
+    }
+
+    /// The id and password hash of the user with this (normalised) email.
+    public func credentials(email: String) throws(StoreError) -> (id: Int64, passwordHash: String)? {
+        try self.database.withConnection { connection throws(StoreError) in
+            guard let row = try connection.execute("SELECT id, password_hash FROM users WHERE email = $1", .text(email)).first,
+                let id = row.integer(0), let hash = row.text(1)
+            else { return nil }
+            return (id, hash)
+        }
+    }
+
+    public func user(id: Int64) throws(StoreError) -> UserRecord? {
+        try self.database.withConnection { connection throws(StoreError) in try Self.user(id: id, on: connection) }
+    }
+
+    public func user(email: String) throws(StoreError) -> UserRecord? {
+        try self.database.withConnection { connection throws(StoreError) in
+            guard let id = try connection.execute("SELECT id FROM users WHERE email = $1", .text(email)).first?.integer(0) else {
+                return nil
+            }
+            return try Self.user(id: id, on: connection)
+        }
+    }
+
+    static func user(id: Int64, on connection: any SQLConnection) throws(StoreError) -> UserRecord? {
+        guard let row = try connection.execute("SELECT id, email, name, created_at FROM users WHERE id = $1", .integer(id)).first,
+            let email = row.text(1), let createdAt = row.integer(3)
+        else { return nil }
+        let roles = try connection.execute(
+            "SELECT r.name FROM user_roles ur JOIN roles r ON r.name = ur.role WHERE ur.user_id = $1 ORDER BY r.rank DESC, r.name",
+            .integer(id)
+        ).compactMap { $0.text(0) }
+        let permissions = try connection.execute(
+            """
+            SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
+            WHERE ur.user_id = $1 ORDER BY rp.permission
+            """,
+            .integer(id)
+        ).compactMap { $0.text(0) }
+        return UserRecord(id: id, email: email, name: row.text(2), createdAt: createdAt, roles: roles, permissions: permissions)
+    }
+
+    public func setPasswordHash(userID: Int64, _ hash: String) throws(StoreError) {
+        try self.database.withConnection { connection throws(StoreError) in
+            _ = try connection.execute("UPDATE users SET password_hash = $1 WHERE id = $2", .text(hash), .integer(userID))
+        }
+    }
+
+    /// Gives the user `role` (no change when it already has it).
+    public func grantRole(email: String, role: String) throws(StoreError) {
+        try self.database.withTransaction { connection throws(StoreError) in
+            let userID = try Self.existingUserAndRole(email: email, role: role, on: connection)
+            let held = try connection.execute("SELECT 1 FROM user_roles WHERE user_id = $1 AND role = $2", .integer(userID), .text(role))
+            if held.isEmpty {
+                try connection.execute("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)", .integer(userID), .text(role))
+            }
+        }
+    }
+
+    /// Takes `role` from the user (no change when it does not have it).
+    public func revokeRole(email: String, role: String) throws(StoreError) {
+        try self.database.withTransaction { connection throws(StoreError) in
+            let userID = try Self.existingUserAndRole(email: email, role: role, on: connection)
+            try connection.execute("DELETE FROM user_roles WHERE user_id = $1 AND role = $2", .integer(userID), .text(role))
+        }
+    }
+
+    private static func existingUserAndRole(email: String, role: String, on connection: any SQLConnection) throws(StoreError) -> Int64 {
+        guard let userID = try connection.execute("SELECT id FROM users WHERE email = $1", .text(email)).first?.integer(0) else {
+            throw StoreError(.notFound, "no user with email \(email)")
+        }
+        guard try !connection.execute("SELECT 1 FROM roles WHERE name = $1", .text(role)).isEmpty else {
+            throw StoreError(.notFound, "no role named \(role) (roles: viewer, editor, admin)")
+        }
+        return userID
+    }
+
+    /// Role names, highest first.
+    public func roles() throws(StoreError) -> [String] {
+        try self.database.withConnection { connection throws(StoreError) in
+            try connection.execute("SELECT name FROM roles ORDER BY rank DESC").compactMap { $0.text(0) }
+        }
+    }
+
+    // MARK: Sessions
+
+    /// A new session (every register and login) expecting the refresh token whose `jti` hashes to
+    /// `refreshHash`.
+    public func createSession(id: String, userID: Int64, refreshHash: String, now: Int64, expiresAt: Int64) throws(StoreError) {
+        try self.database.withConnection { connection throws(StoreError) in
+            _ = try connection.execute(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_hash) VALUES ($1, $2, $3, $4, $5)",
+                .text(id), .integer(userID), .integer(now), .integer(expiresAt), .text(refreshHash)
+            )
+        }
+    }
+
+    /// Rotates the session's refresh token in one transaction (the row is locked while read and
+    /// written, so two concurrent refreshes make one rotation).
+    ///
+    /// - `presentedHash` is the current token: it becomes the previous one and `nextHash` the
+    ///   current one → `rotated`.
+    /// - `presentedHash` is the previous token, rotated into `nextHash` no longer than
+    ///   `reuseInterval` ago → `replayed` (the caller gets the same next token; no change).
+    /// - Any other token of the session → `reused`, and the session is revoked.
+    public func rotateRefresh(
+        sessionID: String, userID: Int64, presentedHash: String, nextHash: String, now: Int64, expiresAt: Int64, reuseInterval: Int64
+    ) throws(StoreError) -> RefreshOutcome {
+        try self.database.withTransaction { connection throws(StoreError) in
+            let rows = try connection.execute(
+                "SELECT user_id, expires_at, revoked_at, refresh_hash, previous_refresh_hash, rotated_at FROM sessions WHERE id = $1"
+                    + self.database.dialect.forUpdate,
+                .text(sessionID)
+            )
+            guard let row = rows.first, row.integer(0) == userID, let sessionExpiry = row.integer(1), sessionExpiry > now,
+                row.integer(2) == nil
+            else { return .invalid }
+            let current = row.text(3)
+            if current == presentedHash {
+                try connection.execute(
+                    """
+                    UPDATE sessions SET previous_refresh_hash = refresh_hash, refresh_hash = $1, rotated_at = $2, expires_at = $3
+                    WHERE id = $4
+                    """,
+                    .text(nextHash), .integer(now), .integer(expiresAt), .text(sessionID)
+                )
+                return .rotated(userID: userID)
+            }
+            if row.text(4) == presentedHash, current == nextHash, let rotatedAt = row.integer(5), now - rotatedAt <= reuseInterval {
+                return .replayed(userID: userID)
+            }
+            try connection.execute("UPDATE sessions SET revoked_at = $1 WHERE id = $2", .integer(now), .text(sessionID))
+            return .reused
+        }
+    }
+
+    /// Revokes the session; true when it exists (revoked before or now).
+    @discardableResult
+    public func revokeSession(id: String, now: Int64) throws(StoreError) -> Bool {
+        try self.database.withConnection { connection throws(StoreError) in
+            let rows = try connection.execute(
+                "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING id", .integer(now), .text(id)
+            )
+            return !rows.isEmpty
+        }
+    }
+
+    /// The session row as stored (for tests and `gatehouse sessions`): no secret is in it.
+    public func session(id: String) throws(StoreError) -> (userID: Int64, revokedAt: Int64?, refreshHash: String, previousHash: String?)? {
+        try self.database.withConnection { connection throws(StoreError) in
+            guard
+                let row = try connection.execute(
+                    "SELECT user_id, revoked_at, refresh_hash, previous_refresh_hash FROM sessions WHERE id = $1", .text(id)
+                ).first, let userID = row.integer(0), let hash = row.text(2)
+            else { return nil }
+            return (userID, row.integer(1), hash, row.text(3))
+        }
+    }
+
+    // MARK: Login failures
+
+    /// When `key` (an email or a client address) has `limit` or more failures within `window`:
+    /// how many milliseconds until it falls below. Nil when it may try.
+    public func loginBlocked(key: String, limit: Int, window: Int64, now: Int64) throws(StoreError) -> Int64? {
+        try self.database.withConnection { connection throws(StoreError) in
+            let rows = try connection.execute(
+                "SELECT at FROM login_failures WHERE key = $1 AND at > $2 ORDER BY at DESC LIMIT $3",
+                .text(key), .integer(now - window), .integer(Int64(limit))
+            )
+            guard rows.count >= limit, let oldest = rows.last?.integer(0) else { return nil }
+            return max(1, oldest + window - now)
+        }
+    }
+
+    /// Records a failed login for each key, and forgets failures older than `window`.
+    public func recordLoginFailure(keys: [String], window: Int64, now: Int64) throws(StoreError) {
+        try self.database.withTransaction { connection throws(StoreError) in
+            for key in keys {
+                try connection.execute("DELETE FROM login_failures WHERE key = $1 AND at <= $2", .text(key), .integer(now - window))
+                try connection.execute("INSERT INTO login_failures (key, at) VALUES ($1, $2)", .text(key), .integer(now))
+            }
+        }
+    }
+
+    public func resetLoginFailures(key: String) throws(StoreError) {
+        try self.database.withConnection { connection throws(StoreError) in
+            _ = try connection.execute("DELETE FROM login_failures WHERE key = $1", .text(key))
+        }
+    }
+}
