@@ -112,6 +112,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // What several test targets share: a raw HTTP client and a throwaway PostgreSQL server.
+        .target(name: "GatehouseTestSupport", path: "Tests/GatehouseTestSupport", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GatehouseStoreTests",
+            dependencies: ["GatehouseStore", "GatehouseTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseIssuerTests",
+            dependencies: [
+                "GatehouseIssuer", "GatehouseGateway", "GatehouseConfig", "GatehouseJOSE", "GatehouseStore", "GatehousePassword",
+                "GatehouseCrypto", "GatehouseTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "GatehouseCryptoTests", dependencies: ["GatehouseCrypto"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatehouseJOSETests",
@@ -129,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseGatewayTests",
             dependencies: [
-                "GatehouseGateway", "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto",
+                "GatehouseGateway", "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

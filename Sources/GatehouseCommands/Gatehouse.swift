@@ -7,7 +7,10 @@ public struct Gatehouse: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "A JWT-verifying edge/sidecar gateway and a co-located token issuer.",
-        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, ConfigCommand.self, EchoCommand.self]
+        subcommands: [
+            ServeCommand.self, MigrateCommand.self, UsersCommand.self, TokenCommand.self, KeysCommand.self, ConfigCommand.self,
+            EchoCommand.self,
+        ]
     )
 
     public init() {}

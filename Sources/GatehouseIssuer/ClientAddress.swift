@@ -77,10 +77,10 @@ public struct IssuerSetupError: Error, CustomStringConvertible {
 }
 
 /// Emails are trimmed and compared case-insensitively (stored lower-case).
-enum EmailAddress {
+public enum EmailAddress {
     /// The normalised address, or nil when it is not a plausible address: one `@`, a local part of
     /// 1–64 printable characters, a dotted domain of letters, digits and hyphens, 254 bytes at most.
-    static func normalize(_ raw: String) -> String? {
+    public static func normalize(_ raw: String) -> String? {
         let email = Substring(raw).trimmingSpaces().lowercased()
         guard email.utf8.count <= 254 else { return nil }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)

@@ -7,24 +7,24 @@ import Glibc
 /// A deliberately simple blocking HTTP/1.1 client over a real TCP socket: it sends exactly the
 /// bytes it is given (so tests can send what no well-behaved client would) and parses responses
 /// framed by Content-Length, chunked encoding or connection close.
-final class RawHTTPClient {
-    struct Response {
-        let status: Int
-        let headers: [(String, String)]
-        let body: [UInt8]
+public final class RawHTTPClient {
+    public struct Response {
+        public let status: Int
+        public let headers: [(String, String)]
+        public let body: [UInt8]
 
-        func header(_ name: String) -> String? { self.headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
-        func headers(_ name: String) -> [String] { self.headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1) }
-        var text: String { String(decoding: self.body, as: UTF8.self) }
-        var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(self.body)) as? [String: Any] }
+        public func header(_ name: String) -> String? { self.headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        public func headers(_ name: String) -> [String] { self.headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1) }
+        public var text: String { String(decoding: self.body, as: UTF8.self) }
+        public var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(self.body)) as? [String: Any] }
     }
 
-    enum Failure: Error { case connect(Int32), closed, timeout, malformed(String) }
+    public enum Failure: Error { case connect(Int32), closed, timeout, malformed(String) }
 
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, timeoutSeconds: Int = 10) throws {
+    public init(port: Int, timeoutSeconds: Int = 10) throws {
         self.fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -43,9 +43,9 @@ final class RawHTTPClient {
 
     deinit { close(self.fd) }
 
-    func send(_ text: String) throws { try self.send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try self.send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -55,7 +55,7 @@ final class RawHTTPClient {
     }
 
     /// Half-closes the sending side.
-    func shutdownWrite() { shutdown(self.fd, Int32(SHUT_WR)) }
+    public func shutdownWrite() { shutdown(self.fd, Int32(SHUT_WR)) }
 
     private func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -86,7 +86,7 @@ final class RawHTTPClient {
     }
 
     /// Reads a response's status line and headers only.
-    func readResponseHead() throws -> Response {
+    public func readResponseHead() throws -> Response {
         let statusLine = try self.readLine()
         let parts = statusLine.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else { throw Failure.malformed(statusLine) }
@@ -101,7 +101,7 @@ final class RawHTTPClient {
     }
 
     /// Reads and drops `count` body bytes; throws `closed` if the connection ends first.
-    func discard(_ count: Int) throws {
+    public func discard(_ count: Int) throws {
         var left = count
         while left > 0 {
             if self.buffer.isEmpty { guard try self.fill() else { throw Failure.closed } }
@@ -112,7 +112,7 @@ final class RawHTTPClient {
     }
 
     /// Reads one response (skipping 1xx heads unless `informational`); `head` means no body follows.
-    func readResponse(head: Bool = false, informational: Bool = false) throws -> Response {
+    public func readResponse(head: Bool = false, informational: Bool = false) throws -> Response {
         while true {
             let response = try self.readResponseHead()
             let (status, headers) = (response.status, response.headers)
@@ -145,12 +145,12 @@ final class RawHTTPClient {
     }
 
     /// Whether the server has closed the connection (reads end-of-stream within the timeout).
-    func isClosedByPeer() -> Bool {
+    public func isClosedByPeer() -> Bool {
         (try? self.fill()) == false
     }
 
     /// One request and its response on a fresh connection.
-    static func request(
+    public static func request(
         port: Int, _ method: String = "GET", _ path: String, headers: [(String, String)] = [], body: [UInt8] = []
     ) throws -> Response {
         let client = try RawHTTPClient(port: port)
