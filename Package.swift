@@ -154,7 +154,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseCommandsTests",
-            dependencies: ["GatehouseCommands", "GatehouseJOSE", "GatehouseCrypto"],
+            dependencies: ["GatehouseCommands", "GatehouseJOSE", "GatehouseCrypto", "GatehouseTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -24,7 +24,7 @@ struct CLI {
         return directory.appendingPathComponent("gatehouse")
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil, input: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = self.executable
         process.arguments = arguments
@@ -34,7 +34,13 @@ struct CLI {
         let error = Pipe()
         process.standardOutput = output
         process.standardError = error
+        let inputPipe = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : inputPipe
         try process.run()
+        if let input {
+            inputPipe.fileHandleForWriting.write(Data(input.utf8))
+            try inputPipe.fileHandleForWriting.close()
+        }
         let outputData = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = error.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -231,7 +237,7 @@ struct ServeProcessTests {
         while !text.contains("admin listening"), Date() < deadline {
             text += String(decoding: handle.availableData, as: UTF8.self)
         }
-        #expect(text.contains("gatehouse gateway listening on 127.0.0.1:\(port)"))
+        #expect(text.contains("gatehouse listening on 127.0.0.1:\(port)"))
         #expect(text.contains("route / -> http://127.0.0.1:9 (public)"))
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
