@@ -129,6 +129,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Seconds per Argon2id hash alone: the baseline of the issuer benchmark's logins per second.
+        .executableTarget(
+            name: "gatehouse-bench-argon2",
+            dependencies: ["GatehousePassword", "GatehouseCrypto"],
+            path: "bench/argon2",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "GatehouseCryptoTests", dependencies: ["GatehouseCrypto"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatehouseJOSETests",

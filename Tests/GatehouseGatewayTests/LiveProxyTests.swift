@@ -39,6 +39,8 @@ final class LiveGateway {
 
     /// Access-log lines, as the gateway wrote them.
     let accessLines = LineCollector()
+    /// Where `/down/` points: connections are refused.
+    let closedPort = ClosedPort()
 
     init(topLevel: String = "") async throws {
         self.key = try EVPKey.generate(.ec(.p256))
@@ -51,10 +53,7 @@ final class LiveGateway {
             return EchoHandler()
         }
         self.silent = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: self.group) { _ in SilentHandler() }
-        // A port that was free a moment ago: nothing listens there.
-        let closed = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: self.group) { _ in SilentHandler() }
-        let closedPort = closed.localAddress!.port!
-        try await closed.close()
+        let closedPort = self.closedPort.port
         let echo = "http://127.0.0.1:\(self.echo.localAddress!.port!)"
         let yaml = topLevel + """
             verify:

@@ -72,7 +72,7 @@ struct SessionTests {
             let port = harness.port
             let collected = Collector<RawHTTPClient.Response?>()
             let body = Array(#"{"refresh_token":"\#(tokens.refresh)"}"#.utf8)
-            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            concurrently(4) { _ in
                 collected.append(try? RawHTTPClient.request(port: port, "POST", "/auth/refresh", headers: [("Content-Type", "application/json")], body: body))
             }
             let responses = collected.values.compactMap { $0 }
@@ -139,18 +139,18 @@ struct SessionTests {
     @Test("a full Argon2 queue answers 503 with Retry-After at once", arguments: [Backend.sqlite])
     func hashQueueFull(_ backend: Backend) async throws {
         var options = Harness.Options()
-        options.argon2 = "{ memory_kib: 65536, iterations: 3, parallelism: 1 }"
+        options.argon2 = "{ memory_kib: 16384, iterations: 4, parallelism: 1 }"
         options.issuer = "hash_queue: 1"
         try await Harness.with(backend, options: options) { harness in
             _ = try harness.register("ann@example.com")
             let port = harness.port
             let collected = Collector<RawHTTPClient.Response?>()
-            DispatchQueue.concurrentPerform(iterations: 12) { index in
+            concurrently(40) { index in
                 let body = Array(#"{"email":"ann@example.com","password":"wrong password \#(index)"}"#.utf8)
                 collected.append(try? RawHTTPClient.request(port: port, "POST", "/auth/login", headers: [("Content-Type", "application/json")], body: body))
             }
             let responses = collected.values.compactMap { $0 }
-            #expect(responses.count == 12)
+            #expect(responses.count == 40)
             let busy = responses.filter { $0.status == 503 }
             #expect(!busy.isEmpty)
             #expect(busy.allSatisfy { $0.json?["error"] as? String == "unavailable" && $0.header("Retry-After") == "1" })

@@ -43,7 +43,7 @@ struct StoreConformanceTests {
         let url = try backend.makeURL()
         let applied = Collector<[Int]>()
         let failures = Collector<String>()
-        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+        concurrently(4) { _ in
             do {
                 applied.append(try Store.open(url).migrate(now: 1))
             } catch {

@@ -30,8 +30,22 @@ public final class TestPostgres: @unchecked Sendable {
     /// The server of this test process, started on first use.
     public static let shared: Result<TestPostgres, any Error> = Result { try TestPostgres() }
 
-    public init() throws {
-        self.port = try Self.freePort()
+    /// Starts a server; a port found free and taken by another test before the server binds it
+    /// makes it try the next free port (three attempts).
+    public convenience init() throws {
+        var attempt = 1
+        while true {
+            do {
+                try self.init(port: try Self.freePort())
+                return
+            } catch where attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    private init(port: Int) throws {
+        self.port = port
         self.directory = NSTemporaryDirectory() + "gatehouse-pg-\(getpid())-\(self.port)"
         try? FileManager.default.removeItem(atPath: self.directory)
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
