@@ -132,8 +132,8 @@ struct JWKSTests {
         let admin = try await gateway.startAdmin(host: "127.0.0.1", port: 0, group: group)
         let adminPort = admin.localAddress!.port!
         #expect(try RawHTTPClient.request(port: adminPort, "GET", "/readyz").status == 503)
-        let key = try EVPKey.generate(.ec(.p256))
-        document.text.withLock { $0 = try? JWKS(keys: [JWK(key: try key.publicKey(), keyID: "k1")]).serialized }
+        let publicKey = try EVPKey.generate(.ec(.p256)).publicKey()
+        document.text.withLock { $0 = JWKS(keys: [JWK(key: publicKey, keyID: "k1")]).serialized }
         var ready = 503
         for _ in 0..<60 where ready != 200 {
             try await Task.sleep(for: .milliseconds(100))
