@@ -1,19 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
 private import CGatehouseSQLite
+import Dispatch
 import NIOConcurrencyHelpers
 
 /// The embedded store: one SQLite file in WAL mode behind one connection. Calls are serialised by
 /// a lock (each takes microseconds); other processes on the same file (`gatehouse users …` while
 /// `serve` runs) wait up to the busy timeout.
+///
+/// Commits do not fsync (WAL with `synchronous=NORMAL`); checkpoints do, and SQLite's automatic
+/// checkpoint would run one inside whichever commit crosses 1000 pages, stalling every request
+/// queued behind it (measured: refresh p99 181 ms). A second connection checkpoints instead, once
+/// a second, off the request path (PASSIVE: it never blocks the writer).
 public final class SQLiteDatabase: SQLDatabase {
     public var dialect: SQLDialect { .sqlite }
     private let connection: NIOLockedValueBox<SQLiteConnection?>
+    private let checkpointer: Checkpointer
     public let path: String
 
     /// Opens (creating if needed) the database file at `path`.
     public init(path: String) throws(StoreError) {
         self.path = path
-        self.connection = NIOLockedValueBox(try SQLiteConnection(path: path))
+        let connection = try SQLiteConnection(path: path)
+        try connection.executeScript("PRAGMA wal_autocheckpoint=0")
+        self.connection = NIOLockedValueBox(connection)
+        self.checkpointer = Checkpointer(connection: try SQLiteConnection(path: path))
     }
 
     public func withConnection<T>(_ body: (any SQLConnection) throws(StoreError) -> T) throws(StoreError) -> T {
@@ -39,8 +49,24 @@ public final class SQLiteDatabase: SQLDatabase {
     }
 
     public func close() {
+        self.checkpointer.cancel()
         self.connection.withLockedValue { $0 = nil }
     }
+}
+
+/// Checkpoints the WAL once a second on its own connection and queue.
+private final class Checkpointer: Sendable {
+    // Unchecked: a dispatch source may be cancelled from any thread.
+    private nonisolated(unsafe) let timer: any DispatchSourceTimer
+
+    init(connection: SQLiteConnection) {
+        self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "gatehouse.sqlite.checkpoint"))
+        self.timer.schedule(deadline: .now() + 1, repeating: 1)
+        self.timer.setEventHandler { try? connection.executeScript("PRAGMA wal_checkpoint(PASSIVE)") }
+        self.timer.resume()
+    }
+
+    func cancel() { self.timer.cancel() }
 }
 
 /// An open `sqlite3*` with a cache of prepared statements.
