@@ -39,6 +39,9 @@ public final class Issuer: Sendable {
         } else if let pending = try store.pendingMigrations().first {
             throw IssuerSetupError("the database schema is behind (migration \(pending) pending); run gatehouse migrate")
         }
+        guard try store.roles().contains(config.defaultRole) else {
+            throw IssuerSetupError("default_role \(config.defaultRole) is not a role (\(try store.roles().joined(separator: ", ")))")
+        }
         return try Issuer(config: config, store: store, trustedProxies: trustedProxies)
     }
 

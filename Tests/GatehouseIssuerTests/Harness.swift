@@ -36,6 +36,7 @@ final class Harness: @unchecked Sendable {
     var store: Store { self.issuer.store }
 
     struct Options {
+        var signing = "{ alg: ES256, key_file: \(Harness.sharedKeyFile) }"
         var argon2 = "{ memory_kib: 1024, iterations: 1, parallelism: 1 }"
         var issuer = ""
         var top = ""
@@ -83,7 +84,7 @@ final class Harness: @unchecked Sendable {
             issuer:
               issuer: http://gatehouse.test
               audience: api
-              signing: { alg: ES256, key_file: \(Self.sharedKeyFile) }
+              signing: \(options.signing)
               database: \(database)
               argon2: \(options.argon2)
             \(options.issuer.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
