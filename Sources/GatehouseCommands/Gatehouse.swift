@@ -8,7 +8,7 @@ public struct Gatehouse: AsyncParsableCommand {
         commandName: "gatehouse",
         abstract: "A JWT-verifying edge/sidecar gateway and a co-located token issuer.",
         subcommands: [
-            ServeCommand.self, MigrateCommand.self, UsersCommand.self, TokenCommand.self, KeysCommand.self, ConfigCommand.self,
+            ServeCommand.self, MigrateCommand.self, UsersCommand.self, SessionsCommand.self, TokenCommand.self, KeysCommand.self, ConfigCommand.self,
             EchoCommand.self,
         ]
     )

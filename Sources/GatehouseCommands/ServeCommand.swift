@@ -65,21 +65,31 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard let group else { throw ExitCode(1) }
 
+        let feeds = RevocationFeeds(config: config)
         var issuer: Issuer?
         if let issuerConfig = config.issuer {
             do {
-                issuer = try Issuer.start(config: issuerConfig, trustedProxies: config.trustedProxies)
+                issuer = try Issuer.start(config: issuerConfig, trustedProxies: config.trustedProxies, revocations: feeds.board)
             } catch {
                 printError("error: the issuer cannot start: \(error)")
                 throw ExitCode(1)
             }
         }
+        do {
+            try feeds.start(config: config, issuer: issuer, loop: group.next())
+        } catch let error as ValidationError {
+            printError("error: \(error.message)")
+            throw ExitCode(1)
+        }
+        // Every revocation still relevant is loaded before the listener answers.
+        await feeds.waitUntilLoaded(timeout: config.verify.jwksStartupTimeout)
 
         let server: GatewayServer
         let admin: any Channel
         do {
             server = try await GatewayServer.start(
-                config: config, group: group, accessLog: config.accessLog ? .standardOutput : nil, local: issuer.map(IssuerEndpoints.init)
+                config: config, group: group, accessLog: config.accessLog ? .standardOutput : nil, local: issuer.map(IssuerEndpoints.init),
+                revocations: feeds.board
             )
         } catch {
             printError("error: cannot listen on \(config.listen): \(error)")
@@ -111,6 +121,7 @@ struct ServeCommand: AsyncParsableCommand {
         sources.forEach { $0.cancel() }
         FileHandle.standardOutput.write(Data("gatehouse draining (up to \(Int(config.shutdownGrace.seconds)) s)\n".utf8))
         try? await server.drain(grace: config.shutdownGrace)
+        feeds.stop()
         try? await admin.close()
         try? await echo?.close()
         try? await issuer?.shutdown()

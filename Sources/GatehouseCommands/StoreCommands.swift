@@ -145,3 +145,48 @@ struct UsersCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct SessionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sessions", abstract: "Manage the issuer's sessions.", subcommands: [Revoke.self]
+    )
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End a session, or every session of a user.",
+            discussion: """
+                Its refresh tokens stop working at once; gateways following the revocation log refuse its access tokens \
+                within a second (401 revoked) until they expire.
+                """
+        )
+
+        @Option(help: "End every live session of the user with this email.") var user: String?
+        @Option(help: "End the session with this id (the tokens' sid).") var sid: String?
+        @OptionGroup var config: ConfigOption
+
+        func validate() throws {
+            guard (self.user == nil) != (self.sid == nil) else { throw ValidationError("pass exactly one of --user EMAIL and --sid SID") }
+        }
+
+        func run() async throws {
+            let issuer = try issuerConfig(self.config)
+            let store = try openStore(issuer)
+            defer { store.database.close() }
+            let lifetime = Int64(issuer.accessTokenTTL.seconds * 1000)
+            do {
+                if let sid = self.sid {
+                    guard try store.revokeSession(id: sid, now: nowMilliseconds(), accessTokenLifetime: lifetime) else {
+                        throw ValidationError("no session \(sid)")
+                    }
+                    print("revoked session \(sid)")
+                } else if let email = self.user.flatMap(EmailAddress.normalize) ?? self.user {
+                    guard let user = try store.user(email: email) else { throw ValidationError("no user with email \(email)") }
+                    let ended = try store.revokeSessions(userID: user.id, now: nowMilliseconds(), accessTokenLifetime: lifetime)
+                    print("revoked \(ended.count) session\(ended.count == 1 ? "" : "s") of \(email)")
+                }
+            } catch let error as StoreError {
+                throw ValidationError("\(error)")
+            }
+        }
+    }
+}

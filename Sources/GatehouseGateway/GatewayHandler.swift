@@ -190,7 +190,7 @@ final class GatewayHandler: ChannelInboundHandler {
         self.failure = nil
         self.requestComplete = false
         self.responseStarted = false
-        switch self.state.authorizer.decide(head, now: currentTime(), cache: self.cache) {
+        switch self.state.authorizer.decide(head, now: currentTime(), cache: self.cache, revoked: self.state.revoked) {
         case .respond(let error, let route):
             self.routeLabel = route ?? "none"
             if let reason = error.rejection { self.metrics.countRejection(reason) }

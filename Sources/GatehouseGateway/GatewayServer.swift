@@ -16,20 +16,21 @@ public final class GatewayServer: Sendable {
     /// fixed verifiers (no `jwks_url` provider).
     public static func start(
         config: GatewayConfig, verifiers: [Verifier], group: any EventLoopGroup, host: String? = nil, port: Int? = nil,
-        accessLog: AccessLogSink? = nil, local: (any LocalEndpoints)? = nil
+        accessLog: AccessLogSink? = nil, local: (any LocalEndpoints)? = nil, revocations: RevocationBoard? = nil
     ) async throws -> GatewayServer {
         try await self.start(
-            config: config, staticVerifiers: verifiers, jwks: [], group: group, host: host, port: port, accessLog: accessLog, local: local
+            config: config, staticVerifiers: verifiers, jwks: [], group: group, host: host, port: port, accessLog: accessLog, local: local,
+            revocations: revocations
         )
     }
 
     /// Builds every provider of `config` — key files read now, `jwks_url` keys fetched before the
     /// listener answers (up to `verify.jwks_startup_timeout`; after that it serves anyway,
     /// `/readyz` says 503 until keys arrive, and fetching goes on) — then binds and serves, with
-    /// `local` (the issuer's endpoints) on the same listener.
+    /// `local` (the issuer's endpoints) on the same listener, refusing the sessions `revocations` holds.
     public static func start(
         config: GatewayConfig, group: any EventLoopGroup, host: String? = nil, port: Int? = nil, accessLog: AccessLogSink? = nil,
-        local: (any LocalEndpoints)? = nil
+        local: (any LocalEndpoints)? = nil, revocations: RevocationBoard? = nil
     ) async throws -> GatewayServer {
         var staticVerifiers: [Verifier] = []
         var jwks: [(ProviderConfig, UpstreamURL)] = []
@@ -42,13 +43,13 @@ public final class GatewayServer: Sendable {
         }
         return try await self.start(
             config: config, staticVerifiers: staticVerifiers, jwks: jwks, group: group, host: host, port: port, accessLog: accessLog,
-            local: local
+            local: local, revocations: revocations
         )
     }
 
     private static func start(
         config: GatewayConfig, staticVerifiers: [Verifier], jwks: [(ProviderConfig, UpstreamURL)], group: any EventLoopGroup,
-        host: String?, port: Int?, accessLog: AccessLogSink?, local: (any LocalEndpoints)?
+        host: String?, port: Int?, accessLog: AccessLogSink?, local: (any LocalEndpoints)?, revocations: RevocationBoard?
     ) async throws -> GatewayServer {
         let routes = RouteTable(config.routes)
         let cookie = config.verify.cookie
@@ -63,7 +64,8 @@ public final class GatewayServer: Sendable {
                     LoopState(
                         authorizer: initial, pool: UpstreamPool(eventLoop: loop),
                         cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil,
-                        metrics: LoopMetrics(), accessLog: accessLog.map { LoopAccessLog(sink: $0, eventLoop: loop) }
+                        metrics: LoopMetrics(), accessLog: accessLog.map { LoopAccessLog(sink: $0, eventLoop: loop) },
+                        revoked: revocations?.makeList(on: loop).value
                     ),
                     eventLoop: loop
                 )
@@ -96,11 +98,15 @@ public final class GatewayServer: Sendable {
             try await waited.futureResult.get()
         }
 
-        // One sweep per loop enforces every connection's timeouts (no timer per request).
+        // One sweep per loop enforces every connection's timeouts (no timer per request), and
+        // every 10 s drops revoked sessions whose tokens have all expired.
         let sweeps = loops.values.map { state in
-            state.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+            var ticks = 0
+            return state.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
                 let now = NIODeadline.now()
                 for handler in state.value.connections.values { handler.sweep(now: now) }
+                ticks += 1
+                if ticks % 100 == 0 { state.value.revoked?.prune(now: currentTime()) }
             }
         }
         let limits = ConnectionLimits(
@@ -113,26 +119,29 @@ public final class GatewayServer: Sendable {
         ) { channel in
             GatewayHandler(state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: "http")
         }
-        return GatewayServer(channel: channel, loops: loops, sweeps: sweeps, refreshers: refreshers, local: local)
+        return GatewayServer(channel: channel, loops: loops, sweeps: sweeps, refreshers: refreshers, local: local, revocations: revocations)
     }
 
     private let sweeps: [RepeatedTask]
     private let refreshers: [JWKSRefresher]
     private let local: (any LocalEndpoints)?
+    private let revocations: RevocationBoard?
 
     private init(
         channel: any Channel, loops: [ObjectIdentifier: NIOLoopBound<LoopState>], sweeps: [RepeatedTask], refreshers: [JWKSRefresher],
-        local: (any LocalEndpoints)?
+        local: (any LocalEndpoints)?, revocations: RevocationBoard?
     ) {
         self.channel = channel
         self.loops = loops
         self.sweeps = sweeps
         self.refreshers = refreshers
         self.local = local
+        self.revocations = revocations
     }
 
-    /// Every `jwks_url` provider has keys (the local endpoints' database is checked by `readiness`).
-    public var isReady: Bool { self.refreshers.allSatisfy(\.isReady) }
+    /// Every `jwks_url` provider has keys and every revocation feed has loaded once (the local
+    /// endpoints' database is checked by `readiness`).
+    public var isReady: Bool { self.refreshers.allSatisfy(\.isReady) && (self.revocations?.isReady ?? true) }
 
     /// Ready to serve: keys loaded, and the local endpoints (the issuer's database) answering.
     public func readiness(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
@@ -219,17 +228,23 @@ final class LoopState {
     let cache: TokenCache?
     let metrics: LoopMetrics
     let accessLog: LoopAccessLog?
+    /// This loop's copy of the revoked sessions (nil: no revocation board).
+    let revoked: RevocationList?
     /// Open client connections of this loop.
     var connections: [ObjectIdentifier: GatewayHandler] = [:]
     /// Set once the server drains: connections close as soon as their exchange ends.
     var draining = false
 
-    init(authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?) {
+    init(
+        authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?,
+        revoked: RevocationList?
+    ) {
         self.authorizer = authorizer
         self.pool = pool
         self.cache = cache
         self.metrics = metrics
         self.accessLog = accessLog
+        self.revoked = revoked
     }
 }
 

@@ -15,16 +15,20 @@ public struct Identity: Sendable, Equatable {
     public let roles: [String]
     /// `X-User-Scopes`: the space-separated `scope`, comma-separated.
     public let scopes: [String]
+    /// The token's `sid`, checked against the revoked sessions on every request (no header).
+    public let sessionID: String?
 
-    public init(userID: String, role: String?, roles: [String], scopes: [String]) {
+    public init(userID: String, role: String?, roles: [String], scopes: [String], sessionID: String? = nil) {
         self.userID = userID
         self.role = role
         self.roles = roles
         self.scopes = scopes
+        self.sessionID = sessionID
     }
 
     /// The identity in `claims`.
     public init(claims: ClaimSet) throws(JOSEError) {
+        self.sessionID = claims.sessionID
         switch claims.value("user_id") ?? claims.value("sub") {
         case .string(let id):
             guard Self.isSafe(id) else { throw JOSEError(.badClaim, "user id holds characters outside 0x21-0x7E or a comma") }

@@ -6,96 +6,6 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Fetches a JWKS document over HTTP: the body (1 MiB at most) and its `Cache-Control: max-age`.
-enum JWKSFetch {
-    struct Document: Sendable {
-        let text: String
-        let maxAge: Int?
-    }
-
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    static func fetch(_ url: UpstreamURL, on loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<Document> {
-        guard url.scheme == "http" else { return loop.makeFailedFuture(Failure(description: "https JWKS URLs are not supported yet")) }
-        let promise = loop.makePromise(of: Document.self)
-        let timer = loop.scheduleTask(in: timeout) { promise.fail(Failure(description: "no JWKS within \(timeout)")) }
-        promise.futureResult.whenComplete { _ in timer.cancel() }
-        ClientBootstrap(group: loop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(CollectingHandler(promise: promise))
-                }
-            }
-            .connect(host: url.host, port: url.port)
-            .whenComplete { result in
-                switch result {
-                case .failure(let error): promise.fail(error)
-                case .success(let channel):
-                    var headers = HTTPHeaders()
-                    headers.add(name: "Host", value: url.port == 80 ? url.host : "\(url.host):\(url.port)")
-                    headers.add(name: "Accept", value: "application/json")
-                    headers.add(name: "Connection", value: "close")
-                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.basePath.isEmpty ? "/" : url.basePath, headers: headers)
-                    channel.write(HTTPClientRequestPart.head(head), promise: nil)
-                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                }
-            }
-        return promise.futureResult
-    }
-
-    private final class CollectingHandler: ChannelInboundHandler {
-        typealias InboundIn = HTTPClientResponsePart
-
-        let promise: EventLoopPromise<Document>
-        private var status: HTTPResponseStatus?
-        private var maxAge: Int?
-        private var body: [UInt8] = []
-
-        init(promise: EventLoopPromise<Document>) { self.promise = promise }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch self.unwrapInboundIn(data) {
-            case .head(let head):
-                self.status = head.status
-                self.maxAge = Self.maxAge(head.headers)
-            case .body(let buffer):
-                self.body += buffer.readableBytesView
-                if self.body.count > 1 << 20 {
-                    self.promise.fail(Failure(description: "JWKS larger than 1 MiB"))
-                    context.close(promise: nil)
-                }
-            case .end:
-                guard self.status == .ok else {
-                    self.promise.fail(Failure(description: "JWKS answered \(self.status?.code ?? 0)"))
-                    return
-                }
-                self.promise.succeed(Document(text: String(decoding: self.body, as: UTF8.self), maxAge: self.maxAge))
-            }
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            self.promise.fail(Failure(description: "JWKS connection closed early"))
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            self.promise.fail(error)
-            context.close(promise: nil)
-        }
-
-        static func maxAge(_ headers: HTTPHeaders) -> Int? {
-            for directive in headers[canonicalForm: "cache-control"] where directive.lowercased().hasPrefix("max-age=") {
-                return Int(directive.dropFirst("max-age=".count))
-            }
-            return nil
-        }
-    }
-}
-
 /// Keeps one `jwks_url` provider's keys current: fetched before the listener answers (up to
 /// `jwks_startup_timeout`), refreshed by `Cache-Control: max-age` (default 5 minutes), refetched
 /// when a token names an unknown `kid` (single flight, at most once per 5 s), and the last good
@@ -155,7 +65,7 @@ final class JWKSRefresher: @unchecked Sendable {
     private func refresh() -> EventLoopFuture<Void> {
         self.inFlight = true
         self.next?.cancel()
-        return JWKSFetch.fetch(self.url, on: self.loop, timeout: .seconds(10)).flatMapThrowing { document -> Int in
+        return HTTPFetch.get(self.url, on: self.loop, timeout: .seconds(10)).flatMapThrowing { document -> Int in
             let jwks = try JWKS(jsonText: document.text)
             let verifier = try self.provider.makeVerifier(issuerConfig: nil, fetched: jwks, maxTokenBytes: self.maxTokenBytes)
             self.publish(verifier)

@@ -38,8 +38,9 @@ public struct RequestAuthorizer: Sendable {
         self.decide(head, now: now, cache: nil)
     }
 
-    /// Decides with this event loop's verified-token cache (nil: every token is verified).
-    func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?) -> Decision {
+    /// Decides with this event loop's verified-token cache (nil: every token is verified) and its
+    /// copy of the revoked sessions.
+    func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?, revoked: RevocationList? = nil) -> Decision {
         // The decoder refuses Content-Length with Transfer-Encoding and conflicting lengths; a
         // length that is not a plain number never reaches an upstream either.
         for length in head.headers["content-length"] where length.isEmpty || !length.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
@@ -49,7 +50,7 @@ public struct RequestAuthorizer: Sendable {
         do { path = try RequestPath(target: head.uri) } catch {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"), route: nil)
         }
-        if path.path == Self.verifyPath { return self.forwardAuth(head, query: path.query, now: now, cache: cache) }
+        if path.path == Self.verifyPath { return self.forwardAuth(head, query: path.query, now: now, cache: cache, revoked: revoked) }
         if let local = self.local, let label = local.route(for: path.path) { return .local(route: label, path: path) }
         guard let route = self.routes.route(for: path.path) else { return .respond(.notFound, route: nil) }
         if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
@@ -69,7 +70,7 @@ public struct RequestAuthorizer: Sendable {
         case .bearer(let token):
             // A token that is present but bad is refused on optional routes too.
             let identity: Identity
-            switch self.identity(of: token, now: now, cache: cache) {
+            switch self.identity(of: token, now: now, cache: cache, revoked: revoked) {
             case .success(let verified): identity = verified
             case .failure(let error): return .respond(.invalidToken(error.reason), route: route.prefix)
             }
@@ -80,8 +81,17 @@ public struct RequestAuthorizer: Sendable {
         }
     }
 
-    /// The identity of a bearer token, from the cache or verified (and then cached).
-    private func identity(of token: String, now: Double, cache: TokenCache?) -> Result<Identity, JOSEError> {
+    /// The identity of a bearer token, from the cache or verified (and then cached); refused when
+    /// its session was revoked.
+    private func identity(of token: String, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Result<Identity, JOSEError> {
+        let result = self.verifiedIdentity(of: token, now: now, cache: cache)
+        if let revoked, case .success(let identity) = result, let sessionID = identity.sessionID, revoked.contains(sessionID) {
+            return .failure(JOSEError(.revoked))
+        }
+        return result
+    }
+
+    private func verifiedIdentity(of token: String, now: Double, cache: TokenCache?) -> Result<Identity, JOSEError> {
         let key = cache?.key(for: token)
         switch key.map({ cache!.lookup($0, now: now) }) ?? .miss {
         case .hit(let cached):
@@ -93,7 +103,7 @@ public struct RequestAuthorizer: Sendable {
                 let (verified, leeway) = try self.providers.verifyReturningLeeway(token, now: now)
                 let identity = try Identity(claims: verified.claims)
                 if let cache, let key, let expiresAt = verified.claims.expiresAt {
-                    cache.insert(key, .init(identity: identity, deadline: expiresAt + leeway, sessionID: verified.claims.sessionID))
+                    cache.insert(key, .init(identity: identity, deadline: expiresAt + leeway))
                 }
                 return .success(identity)
             } catch {
@@ -104,7 +114,7 @@ public struct RequestAuthorizer: Sendable {
 
     /// `/auth/verify`, any method: 200 with the identity headers for a valid bearer token,
     /// `?any_role=a,b` and `?all_scopes=x,y` applied; 401/403 as on a route.
-    private func forwardAuth(_ head: HTTPRequestHead, query: String?, now: Double, cache: TokenCache?) -> Decision {
+    private func forwardAuth(_ head: HTTPRequestHead, query: String?, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Decision {
         var anyRole: [String] = []
         var allScopes: [String] = []
         for pair in (query ?? "").split(separator: "&") {
@@ -118,7 +128,7 @@ public struct RequestAuthorizer: Sendable {
         case .none: return .respond(.missingToken, route: Self.verifyPath)
         case .malformed: return .respond(.invalidToken(.malformed), route: Self.verifyPath)
         case .bearer(let token):
-            switch self.identity(of: token, now: now, cache: cache) {
+            switch self.identity(of: token, now: now, cache: cache, revoked: revoked) {
             case .failure(let error): return .respond(.invalidToken(error.reason), route: Self.verifyPath)
             case .success(let identity):
                 guard identity.satisfies(anyRole: anyRole, allScopes: allScopes) else {

@@ -7,7 +7,8 @@ import GatehouseCrypto
 ///
 /// Only verdicts that are the same on every route are kept (signature, issuer, audience, type,
 /// identity): every hit re-checks expiry, and the route's role and scope rules are applied per
-/// request, so a cached verdict never crosses routes (Ory Oathkeeper's CVE-2021-32701). Entries
+/// request, so a cached verdict never crosses routes (Ory Oathkeeper's CVE-2021-32701), and the
+/// session is checked against the revoked ones on every hit as on every miss. Entries
 /// leave in insertion order when the cache is full. Confined to its event loop: no locks.
 final class TokenCache {
     /// The first 128 bits of the token's SHA-256: as good as the whole digest against collisions
@@ -21,8 +22,6 @@ final class TokenCache {
         let identity: Identity
         /// `exp` plus the provider's leeway: from then on the token is expired.
         let deadline: Double
-        /// The session, for revocation (`evict(sessionID:)`).
-        let sessionID: String?
     }
 
     enum Lookup {
@@ -82,11 +81,6 @@ final class TokenCache {
             self.next = (self.next + 1) % self.capacity
         }
         self.entries[key] = entry
-    }
-
-    /// Forgets every token of a session (the hook for revocation).
-    func evict(sessionID: String) {
-        for (key, entry) in self.entries where entry.sessionID == sessionID { self.entries[key] = nil }
     }
 
     /// Forgets everything (keys changed).

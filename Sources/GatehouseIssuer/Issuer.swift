@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 public import GatehouseConfig
 import GatehouseCrypto
+public import GatehouseGateway
 import GatehouseJOSE
 import GatehousePassword
 public import GatehouseStore
@@ -27,12 +28,14 @@ public final class Issuer: Sendable {
     let databasePool: BlockingPool
     let trustedProxies: TrustedProxies
     let argon2: Argon2Parameters
+    /// The gateway of this process: told of every session the issuer ends, at once.
+    let revocations: RevocationBoard?
     /// A hash of a random password: an unknown email is checked against it, so that it costs the
     /// same Argon2 work as a wrong password.
     private let decoyHash: String
 
     /// Opens the store (migrating it when `auto_migrate` is on), loads the keys and starts the pools.
-    public static func start(config: IssuerConfig, trustedProxies: [String]) throws -> Issuer {
+    public static func start(config: IssuerConfig, trustedProxies: [String], revocations: RevocationBoard? = nil) throws -> Issuer {
         let store = try Store.open(config.database)
         if config.autoMigrate {
             try store.migrate(now: Self.nowMilliseconds())
@@ -42,12 +45,13 @@ public final class Issuer: Sendable {
         guard try store.roles().contains(config.defaultRole) else {
             throw IssuerSetupError("default_role \(config.defaultRole) is not a role (\(try store.roles().joined(separator: ", ")))")
         }
-        return try Issuer(config: config, store: store, trustedProxies: trustedProxies)
+        return try Issuer(config: config, store: store, trustedProxies: trustedProxies, revocations: revocations)
     }
 
-    init(config: IssuerConfig, store: Store, trustedProxies: [String]) throws {
+    init(config: IssuerConfig, store: Store, trustedProxies: [String], revocations: RevocationBoard? = nil) throws {
         self.config = config
         self.store = store
+        self.revocations = revocations
         self.trustedProxies = try TrustedProxies(trustedProxies)
         self.argon2 = Argon2Parameters(
             memoryKiB: config.argon2.memoryKiB, iterations: config.argon2.iterations, parallelism: config.argon2.parallelism
@@ -200,13 +204,14 @@ public final class Issuer: Sendable {
             let outcome = try self.store.rotateRefresh(
                 sessionID: claims.sessionID, userID: claims.userID, presentedHash: TokenMinter.hash(ofTokenID: claims.tokenID),
                 nextHash: TokenMinter.hash(ofTokenID: next), now: now, expiresAt: (seconds + self.minter.refreshTTL) * 1000,
-                reuseInterval: reuseInterval
+                reuseInterval: reuseInterval, accessTokenLifetime: self.accessTokenLifetime
             )
             switch outcome {
             case .rotated(let userID), .replayed(let userID):
                 guard let user = try self.store.user(id: userID) else { throw IssuerError.invalidGrant("the user no longer exists") }
                 return Issued(tokens: try self.minter.tokens(for: user, sessionID: claims.sessionID, refreshID: next, now: seconds), user: user)
             case .reused:
+                self.announce([claims.sessionID], now: now)
                 throw IssuerError.invalidGrant("the refresh token was already used; the session is revoked")
             case .invalid:
                 throw IssuerError.invalidGrant("the session is revoked or expired")
@@ -219,25 +224,108 @@ public final class Issuer: Sendable {
         switch self.verifyRefresh(token) {
         case .failure(let error): return eventLoop.makeFailedFuture(error)
         case .success(let claims):
-            return self.database(on: eventLoop) { _ = try self.store.revokeSession(id: claims.sessionID, now: Self.nowMilliseconds()) }
+            return self.database(on: eventLoop) {
+                let now = Self.nowMilliseconds()
+                if try self.store.revokeSession(id: claims.sessionID, now: now, accessTokenLifetime: self.accessTokenLifetime) {
+                    self.announce([claims.sessionID], now: now)
+                }
+            }
         }
+    }
+
+    /// Revokes every session of the access token's user, its own included (`logout` with `all`).
+    func logoutEverywhere(accessToken: String, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let claims: (userID: Int64, sessionID: String?)
+        switch self.verifyAccess(accessToken) {
+        case .success(let verified): claims = verified
+        case .failure(let error): return eventLoop.makeFailedFuture(error)
+        }
+        return self.database(on: eventLoop) {
+            let now = Self.nowMilliseconds()
+            let ended = try self.store.revokeSessions(userID: claims.userID, now: now, accessTokenLifetime: self.accessTokenLifetime)
+            self.announce(ended, now: now)
+        }
+    }
+
+    /// Changes the password of the access token's user after checking the current one, and
+    /// revokes the user's other sessions (the one presenting the token stays).
+    func changePassword(accessToken: String, current: String, new: String, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let claims: (userID: Int64, sessionID: String?)
+        switch self.verifyAccess(accessToken) {
+        case .success(let verified): claims = verified
+        case .failure(let error): return eventLoop.makeFailedFuture(error)
+        }
+        let currentBytes = Array(current.utf8)
+        let newBytes = Array(new.utf8)
+        guard currentBytes.count <= Self.maximumPasswordBytes else { return eventLoop.makeFailedFuture(IssuerError.invalidCredentials) }
+        guard (self.config.passwordMinLength...Self.maximumPasswordBytes).contains(newBytes.count) else {
+            return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
+        }
+        let parameters = self.argon2
+        return self.database(on: eventLoop) { () throws -> String in
+            guard let user = try self.store.user(id: claims.userID), let credentials = try self.store.credentials(email: user.email) else {
+                throw IssuerError.invalidToken("the user no longer exists")
+            }
+            return credentials.passwordHash
+        }.flatMap { stored in
+            self.hash { () throws -> String in
+                guard Argon2id.verify(password: currentBytes, encoded: stored) else { throw IssuerError.invalidCredentials }
+                return try Argon2id.hash(password: newBytes, parameters: parameters)
+            }.on(eventLoop)
+        }.flatMap { hash in
+            self.database(on: eventLoop) {
+                let now = Self.nowMilliseconds()
+                try self.store.setPasswordHash(userID: claims.userID, hash)
+                let ended = try self.store.revokeSessions(
+                    userID: claims.userID, keeping: claims.sessionID, now: now, accessTokenLifetime: self.accessTokenLifetime
+                )
+                self.announce(ended, now: now)
+            }
+        }
+    }
+
+    /// The revocation log after `cursor`, for `GET /auth/revocations`.
+    func revocations(after cursor: Int64, limit: Int, on eventLoop: any EventLoop) -> EventLoopFuture<[RevocationRecord]> {
+        self.database(on: eventLoop) { try self.store.revocations(after: cursor, limit: limit) }
+    }
+
+    /// How long a revoked session must be remembered: the longest an access token of it can live.
+    var accessTokenLifetime: Int64 { self.minter.accessTTL * 1000 }
+
+    /// Tells this process's gateway at once (other gateways follow the revocation log).
+    private func announce(_ sessionIDs: [String], now: Int64) {
+        guard let revocations = self.revocations, !sessionIDs.isEmpty else { return }
+        let expiresAt = Double(now + self.accessTokenLifetime) / 1000
+        revocations.publish(sessionIDs.map { RevocationBoard.Entry(sessionID: $0, expiresAt: expiresAt) })
     }
 
     /// The user a bearer access token stands for.
     func currentUser(accessToken: String, on eventLoop: any EventLoop) -> EventLoopFuture<UserRecord> {
         let userID: Int64
-        do {
-            let verified = try self.accessVerifier.verify(accessToken, now: Double(Self.nowMilliseconds()) / 1000)
-            guard let id = verified.claims.value("user_id")?.numberValue.flatMap({ Int64(exactly: $0) }) else {
-                return eventLoop.makeFailedFuture(IssuerError.invalidToken(RejectionReason.missingClaim.rawValue))
-            }
-            userID = id
-        } catch {
-            return eventLoop.makeFailedFuture(IssuerError.invalidToken(error.reason.rawValue))
+        switch self.verifyAccess(accessToken) {
+        case .success(let claims): userID = claims.userID
+        case .failure(let error): return eventLoop.makeFailedFuture(error)
         }
         return self.database(on: eventLoop) {
             guard let user = try self.store.user(id: userID) else { throw IssuerError.invalidToken("the user no longer exists") }
             return user
+        }
+    }
+
+    /// The user and session of a verified access token; a revoked session's token is refused here
+    /// as at the gateway.
+    private func verifyAccess(_ token: String) -> Result<(userID: Int64, sessionID: String?), IssuerError> {
+        do {
+            let claims = try self.accessVerifier.verify(token, now: Double(Self.nowMilliseconds()) / 1000).claims
+            guard let id = claims.value("user_id")?.numberValue.flatMap({ Int64(exactly: $0) }) else {
+                return .failure(.invalidToken(RejectionReason.missingClaim.rawValue))
+            }
+            if let sessionID = claims.sessionID, self.revocations?.contains(sessionID) == true {
+                return .failure(.invalidToken(RejectionReason.revoked.rawValue))
+            }
+            return .success((id, claims.sessionID))
+        } catch {
+            return .failure(.invalidToken(error.reason.rawValue))
         }
     }
 

@@ -39,8 +39,8 @@ public struct IssuerEndpoints: LocalEndpoints {
     public var maximumBodyBytes: Int { 64 * 1024 }
 
     private static let paths: Set<String> = [
-        "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout", "/users/me", "/.well-known/jwks.json",
-        "/.well-known/openid-configuration",
+        "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/password", "/auth/revocations", "/users/me",
+        "/.well-known/jwks.json", "/.well-known/openid-configuration",
     ]
 
     public func route(for path: String) -> String? {
@@ -88,7 +88,10 @@ public struct IssuerEndpoints: LocalEndpoints {
                 json["created_at"] = .string(RFC3339.format(milliseconds: user.createdAt))
                 return LocalResponse(status: .ok, json: json.serialized)
             }
-        case "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout":
+        case "/auth/revocations":
+            guard method == .GET else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("GET")) }
+            answer = self.revocations(request, on: eventLoop)
+        case "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/password":
             guard method == .POST else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("POST")) }
             let body: JSONObject
             switch Self.jsonBody(request) {
@@ -103,7 +106,7 @@ public struct IssuerEndpoints: LocalEndpoints {
             guard let error = error as? IssuerError else {
                 return Self.response(for: IssuerError(status: .internalServerError, code: "server_error", description: "internal error"))
             }
-            return Self.response(for: error, challenge: error.code == "invalid_token" ? "Bearer error=\"invalid_token\", error_description=\"\(error.description)\"" : nil)
+            return Self.errorResponse(error)
         }
     }
 
@@ -135,14 +138,69 @@ public struct IssuerEndpoints: LocalEndpoints {
                 ).map { Self.tokenResponse($0, status: .ok) }
             case "/auth/refresh":
                 return self.issuer.refresh(token: try string("refresh_token").get(), on: eventLoop).map { Self.tokenResponse($0, status: .ok) }
+            case "/auth/password":
+                let token = try Self.requiredBearer(request.head.headers)
+                return self.issuer.changePassword(
+                    accessToken: token, current: try string("current_password").get(), new: try string("new_password").get(), on: eventLoop
+                ).map { Self.noContent }
             default:
-                return self.issuer.logout(token: try string("refresh_token").get(), on: eventLoop).map {
-                    LocalResponse(status: .noContent, headers: ["Cache-Control": "no-store"])
+                // `{"all": true}` with a bearer access token: every session of the user.
+                if case .bool(true)? = body["all"] {
+                    return self.issuer.logoutEverywhere(accessToken: try Self.requiredBearer(request.head.headers), on: eventLoop).map {
+                        Self.noContent
+                    }
                 }
+                return self.issuer.logout(token: try string("refresh_token").get(), on: eventLoop).map { Self.noContent }
             }
         } catch {
-            return eventLoop.makeSucceededFuture(Self.response(for: error as? IssuerError ?? .invalidRequest("bad request")))
+            return eventLoop.makeSucceededFuture(Self.errorResponse(error as? IssuerError ?? .invalidRequest("bad request")))
         }
+    }
+
+    /// `GET /auth/revocations?since=CURSOR` for gateways on the `poll` feed, behind
+    /// `issuer.revocation_secret` (absent: the endpoint does not exist). Answers up to 10 000
+    /// revocations after the cursor, oldest first: `{"cursor", "revocations": [{"sid", "exp"}], "more"}`.
+    private func revocations(_ request: LocalRequest, on eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+        guard let secret = self.issuer.config.revocationSecret else { return eventLoop.makeSucceededFuture(Self.response(for: .notFound)) }
+        guard let presented = Self.bearerToken(request.head.headers), Self.constantTimeEquals(presented, secret) else {
+            let error = IssuerError.invalidToken("the revocation feed needs the issuer's revocation_secret")
+            return eventLoop.makeSucceededFuture(Self.response(for: error, challenge: "Bearer error=\"invalid_token\""))
+        }
+        var cursor: Int64 = 0
+        for pair in (request.query ?? "").split(separator: "&") where pair.hasPrefix("since=") {
+            guard let value = Int64(pair.dropFirst("since=".count)), value >= 0 else {
+                return eventLoop.makeSucceededFuture(Self.response(for: .invalidRequest("since must be a cursor this endpoint returned")))
+            }
+            cursor = value
+        }
+        let limit = 10_000
+        let since = cursor
+        return self.issuer.revocations(after: since, limit: limit, on: eventLoop).map { rows in
+            let list = rows.map { row in
+                JSONValue.object(JSONObject(["sid": .string(row.sessionID), "exp": .number(Double((row.expiresAt + 999) / 1000))]))
+            }
+            let json = JSONObject([
+                "cursor": .number(Double(rows.last?.seq ?? since)), "revocations": .array(list), "more": .bool(rows.count == limit),
+            ])
+            return LocalResponse(status: .ok, json: json.serialized)
+        }
+    }
+
+    private static let noContent = LocalResponse(status: .noContent, headers: ["Cache-Control": "no-store"])
+
+    /// The bearer token, or 401 `invalid_token`.
+    private static func requiredBearer(_ headers: HTTPHeaders) throws(IssuerError) -> String {
+        guard let token = Self.bearerToken(headers) else { throw IssuerError.invalidToken("no bearer token") }
+        return token
+    }
+
+    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
     }
 
     // MARK: Bodies
@@ -172,6 +230,13 @@ public struct IssuerEndpoints: LocalEndpoints {
             "user": .object(Self.userJSON(issued.user)),
         ])
         return LocalResponse(status: status, json: json.serialized)
+    }
+
+    /// An error's response; `invalid_token` carries its RFC 6750 challenge.
+    static func errorResponse(_ error: IssuerError) -> LocalResponse {
+        Self.response(
+            for: error, challenge: error.code == "invalid_token" ? "Bearer error=\"invalid_token\", error_description=\"\(error.description)\"" : nil
+        )
     }
 
     static func response(for error: IssuerError, challenge: String? = nil) -> LocalResponse {

@@ -53,6 +53,20 @@ enum Migrations {
                 ('admin', 'users:read'), ('admin', 'users:write'), ('admin', 'roles:write');
             """
         },
+        // Ended sessions in the order they ended, for the revocation feeds: a gateway asks for
+        // everything after the last `seq` it saw. `expires_at` (ms) is when the last access token
+        // the session can hold expires; past it the row is kept no longer.
+        Migration(version: 2) { dialect in
+            """
+            CREATE TABLE revocations (
+                seq \(dialect.sequenceColumn),
+                session_id TEXT NOT NULL,
+                revoked_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            );
+            CREATE INDEX revocations_expiry ON revocations (expires_at);
+            """
+        },
     ]
 
     /// Applies what is pending, in one transaction. On PostgreSQL an advisory lock makes issuers

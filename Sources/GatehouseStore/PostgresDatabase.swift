@@ -14,7 +14,7 @@ import Glibc
 /// transaction did not commit.
 public final class PostgresDatabase: SQLDatabase {
     public var dialect: SQLDialect { .postgres }
-    private let conninfo: String
+    let conninfo: String
     private let maximumConnections: Int
     private let idle = NIOLockedValueBox<[PostgresConnection]>([])
 
@@ -160,6 +160,29 @@ final class PostgresConnection: SQLConnection, @unchecked Sendable {
             throw StoreError(.unavailable, "PostgreSQL: \(message)")
         default: throw StoreError(.failed, "PostgreSQL: \(message)")
         }
+    }
+
+    /// Waits up to `milliseconds` for a `NOTIFY` on a channel this connection listens to; true
+    /// when one (or more) arrived. Throws `unavailable` when the connection is lost.
+    func awaitNotification(milliseconds: Int32) throws(StoreError) -> Bool {
+        var received = false
+        while let notification = PQnotifies(self.handle) {
+            PQfreemem(notification)
+            received = true
+        }
+        if received { return true }
+        var descriptor = pollfd(fd: PQsocket(self.handle), events: Int16(POLLIN), revents: 0)
+        guard descriptor.fd >= 0 else { throw StoreError(.unavailable, "PostgreSQL connection lost") }
+        let ready = poll(&descriptor, 1, milliseconds)
+        guard ready > 0 else { return false }
+        guard PQconsumeInput(self.handle) == 1, !self.isBroken else {
+            throw StoreError(.unavailable, "PostgreSQL connection lost: \(Self.firstLine(PQerrorMessage(self.handle)))")
+        }
+        while let notification = PQnotifies(self.handle) {
+            PQfreemem(notification)
+            received = true
+        }
+        return received
     }
 
     private static func firstLine(_ message: UnsafePointer<CChar>?) -> String {

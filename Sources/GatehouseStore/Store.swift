@@ -14,6 +14,21 @@ public struct UserRecord: Sendable, Equatable {
     public var primaryRole: String? { self.roles.first }
 }
 
+/// One ended session in the revocation log.
+public struct RevocationRecord: Sendable, Equatable {
+    /// Its place in the log: the cursor of the feeds.
+    public var seq: Int64
+    public var sessionID: String
+    /// Milliseconds since the epoch: when every access token of the session has expired.
+    public var expiresAt: Int64
+
+    public init(seq: Int64, sessionID: String, expiresAt: Int64) {
+        self.seq = seq
+        self.sessionID = sessionID
+        self.expiresAt = expiresAt
+    }
+}
+
 /// What a refresh did to its session.
 public enum RefreshOutcome: Sendable, Equatable {
     /// The presented token was the current one: the session now expects the next one.
@@ -187,8 +202,11 @@ public final class Store: Sendable {
     /// - `presentedHash` is the previous token, rotated into `nextHash` no longer than
     ///   `reuseInterval` ago → `replayed` (the caller gets the same next token; no change).
     /// - Any other token of the session → `reused`, and the session is revoked.
+    ///
+    /// `accessTokenLifetime` (ms) is how long a revocation must be remembered (see `revokeSession`).
     public func rotateRefresh(
-        sessionID: String, userID: Int64, presentedHash: String, nextHash: String, now: Int64, expiresAt: Int64, reuseInterval: Int64
+        sessionID: String, userID: Int64, presentedHash: String, nextHash: String, now: Int64, expiresAt: Int64, reuseInterval: Int64,
+        accessTokenLifetime: Int64
     ) throws(StoreError) -> RefreshOutcome {
         try self.database.withTransaction { connection throws(StoreError) in
             let rows = try connection.execute(
@@ -214,18 +232,85 @@ public final class Store: Sendable {
                 return .replayed(userID: userID)
             }
             try connection.execute("UPDATE sessions SET revoked_at = $1 WHERE id = $2", .integer(now), .text(sessionID))
+            try self.recordRevocations([sessionID], now: now, accessTokenLifetime: accessTokenLifetime, on: connection)
             return .reused
         }
     }
 
-    /// Revokes the session; true when it exists (revoked before or now).
+    /// Revokes the session; true when it exists (revoked before or now). A session that ends now
+    /// is appended to the revocation log, remembered until every access token it may hold has
+    /// expired: `now + accessTokenLifetime` (ms).
     @discardableResult
-    public func revokeSession(id: String, now: Int64) throws(StoreError) -> Bool {
-        try self.database.withConnection { connection throws(StoreError) in
-            let rows = try connection.execute(
-                "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING id", .integer(now), .text(id)
+    public func revokeSession(id: String, now: Int64, accessTokenLifetime: Int64) throws(StoreError) -> Bool {
+        try self.database.withTransaction { connection throws(StoreError) in
+            let ended = try connection.execute(
+                "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id", .integer(now), .text(id)
             )
-            return !rows.isEmpty
+            guard ended.isEmpty else {
+                try self.recordRevocations([id], now: now, accessTokenLifetime: accessTokenLifetime, on: connection)
+                return true
+            }
+            return try !connection.execute("SELECT 1 FROM sessions WHERE id = $1", .text(id)).isEmpty
+        }
+    }
+
+    /// Revokes every live session of the user but `keeping` (password change, logout everywhere,
+    /// `gatehouse sessions revoke --user`); returns the ids of the sessions it ended.
+    @discardableResult
+    public func revokeSessions(userID: Int64, keeping: String? = nil, now: Int64, accessTokenLifetime: Int64) throws(StoreError) -> [String] {
+        try self.database.withTransaction { connection throws(StoreError) in
+            let ended = try connection.execute(
+                """
+                UPDATE sessions SET revoked_at = $1
+                WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1 AND id <> $3 RETURNING id
+                """,
+                .integer(now), .integer(userID), .text(keeping ?? "")
+            ).compactMap { $0.text(0) }
+            try self.recordRevocations(ended, now: now, accessTokenLifetime: accessTokenLifetime, on: connection)
+            return ended
+        }
+    }
+
+    /// Appends ended sessions to the revocation log, inside the caller's transaction.
+    ///
+    /// On PostgreSQL a transaction-scoped advisory lock is taken before the rows get their `seq`,
+    /// so rows become visible in `seq` order: a reader that saw `seq` N has seen everything below
+    /// it, and a cursor never skips a row that committed late. SQLite writers are serial anyway.
+    /// `NOTIFY` wakes listening gateways when the transaction commits. Rows whose tokens have all
+    /// expired (a minute of slack) are deleted here, so the log stays as long as it matters.
+    private func recordRevocations(_ sessionIDs: [String], now: Int64, accessTokenLifetime: Int64, on connection: any SQLConnection) throws(StoreError) {
+        guard !sessionIDs.isEmpty else { return }
+        if self.database.dialect == .postgres {
+            try connection.execute("SELECT pg_advisory_xact_lock(\(Self.revocationLogLock))")
+        }
+        for id in sessionIDs {
+            try connection.execute(
+                "INSERT INTO revocations (session_id, revoked_at, expires_at) VALUES ($1, $2, $3)",
+                .text(id), .integer(now), .integer(now + accessTokenLifetime)
+            )
+        }
+        try connection.execute("DELETE FROM revocations WHERE expires_at < $1", .integer(now - 60_000))
+        if self.database.dialect == .postgres { try connection.execute("NOTIFY \(Self.revocationChannel)") }
+    }
+
+    /// The PostgreSQL `LISTEN` channel notified when sessions end.
+    public static let revocationChannel = "gatehouse_revocations"
+    /// Any constant shared by every issuer ("revok").
+    static let revocationLogLock: Int64 = 0x7265766F6B
+
+    /// Revocations after `cursor` (a `seq`; 0 for all), oldest first, at most `limit`.
+    public func revocations(after cursor: Int64, limit: Int) throws(StoreError) -> [RevocationRecord] {
+        try self.database.withConnection { connection throws(StoreError) in
+            try Self.revocations(after: cursor, limit: limit, on: connection)
+        }
+    }
+
+    static func revocations(after cursor: Int64, limit: Int, on connection: any SQLConnection) throws(StoreError) -> [RevocationRecord] {
+        try connection.execute(
+            "SELECT seq, session_id, expires_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2", .integer(cursor), .integer(Int64(limit))
+        ).compactMap { row in
+            guard let seq = row.integer(0), let id = row.text(1), let expiresAt = row.integer(2) else { return nil }
+            return RevocationRecord(seq: seq, sessionID: id, expiresAt: expiresAt)
         }
     }
 

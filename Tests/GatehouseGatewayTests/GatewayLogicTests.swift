@@ -318,7 +318,7 @@ struct TokenCacheTests {
         #expect(uncachedExpired == expired)
     }
 
-    @Test("refused tokens are not cached; the ring evicts the oldest; sessions can be evicted")
+    @Test("refused tokens are not cached; the ring evicts the oldest; a revoked session is refused on a hit and on a miss")
     func bookkeeping() throws {
         let fixture = try GatewayFixture(routes: [route("/api/")])
         let cache = TokenCache(capacity: 2)
@@ -333,8 +333,29 @@ struct TokenCacheTests {
         #expect(cache.count == 2)
         _ = decide(tokens[0])
         #expect(cache.hits == 0, "the oldest was evicted")
-        cache.evict(sessionID: "s2")
-        _ = decide(tokens[2])
-        #expect(cache.hits == 0 && cache.misses == 7, "two refused, three new, one evicted, one revoked")
+        #expect(cache.misses == 6, "two refused, three new, one evicted")
+
+        let revoked = RevocationList(retention: 30)
+        revoked.add([RevocationBoard.Entry(sessionID: "s2", expiresAt: fixture.now + 60)])
+        for cached in [cache, nil] {
+            let decision = fixture.authorizer.decide(
+                HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/x", headers: ["Authorization": "Bearer \(tokens[2])"]),
+                now: fixture.now, cache: cached, revoked: revoked
+            )
+            guard case .respond(let error, _) = decision else {
+                Issue.record("a revoked session's token was accepted (cache \(cached == nil ? "off" : "on"))")
+                continue
+            }
+            #expect(error == .invalidToken(.revoked))
+        }
+        #expect(cache.hits == 1, "the revoked token was a cache hit, and refused all the same")
+        // Other sessions pass.
+        guard case .forward = fixture.authorizer.decide(
+            HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/x", headers: ["Authorization": "Bearer \(tokens[1])"]),
+            now: fixture.now, cache: cache, revoked: revoked
+        ) else {
+            Issue.record("a live session was refused")
+            return
+        }
     }
 }

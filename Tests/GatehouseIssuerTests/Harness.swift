@@ -32,6 +32,8 @@ final class Harness: @unchecked Sendable {
     let echo: any Channel
     let database: String
     let keyFile: String
+    /// The revoked sessions, as `serve` keeps them: the issuer publishes here, the gateway reads.
+    let revocations: RevocationBoard
     var port: Int { self.server.port }
     var store: Store { self.issuer.store }
 
@@ -50,7 +52,11 @@ final class Harness: @unchecked Sendable {
         return path
     }()
 
-    private init(group: MultiThreadedEventLoopGroup, server: GatewayServer, issuer: Issuer, echo: any Channel, database: String, keyFile: String) {
+    private init(
+        group: MultiThreadedEventLoopGroup, server: GatewayServer, issuer: Issuer, echo: any Channel, database: String, keyFile: String,
+        revocations: RevocationBoard
+    ) {
+        self.revocations = revocations
         self.group = group
         self.server = server
         self.issuer = issuer
@@ -94,9 +100,14 @@ final class Harness: @unchecked Sendable {
                 auth: required
             """
         let config = try GatewayConfig.parse(yaml, file: "test.conf", baseDirectory: NSTemporaryDirectory())
-        let issuer = try Issuer.start(config: config.issuer!, trustedProxies: config.trustedProxies)
-        let server = try await GatewayServer.start(config: config, group: group, host: "127.0.0.1", port: 0, local: IssuerEndpoints(issuer: issuer))
-        return Harness(group: group, server: server, issuer: issuer, echo: echo, database: database, keyFile: Self.sharedKeyFile)
+        let revocations = RevocationBoard()
+        let issuer = try Issuer.start(config: config.issuer!, trustedProxies: config.trustedProxies, revocations: revocations)
+        let server = try await GatewayServer.start(
+            config: config, group: group, host: "127.0.0.1", port: 0, local: IssuerEndpoints(issuer: issuer), revocations: revocations
+        )
+        return Harness(
+            group: group, server: server, issuer: issuer, echo: echo, database: database, keyFile: Self.sharedKeyFile, revocations: revocations
+        )
     }
 
     func stop() async throws {
@@ -113,6 +124,10 @@ final class Harness: @unchecked Sendable {
         return try RawHTTPClient.request(
             port: self.port, "POST", path, headers: [("Content-Type", "application/json")] + headers, body: Array(body)
         )
+    }
+
+    func post(_ path: String, _ json: [String: Any], bearer: String) throws -> RawHTTPClient.Response {
+        try self.post(path, json, headers: [("Authorization", "Bearer \(bearer)")])
     }
 
     func get(_ path: String, bearer: String? = nil) throws -> RawHTTPClient.Response {
