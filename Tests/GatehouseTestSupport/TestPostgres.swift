@@ -118,7 +118,8 @@ public final class TestPostgres: @unchecked Sendable {
         return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : -1
     }
 
-    private static func freePort() throws -> Int {
+    /// A port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
