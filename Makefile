@@ -4,8 +4,9 @@
 SWIFT ?= swift
 # C libraries the package links (system-library targets) and the tools the build needs.
 SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
-# The tests start their own throwaway PostgreSQL server on 127.0.0.1 (never a mock).
-TEST_PACKAGES := postgresql-15
+# The tests start their own throwaway PostgreSQL server on 127.0.0.1 (never a mock); browser mode
+# is tested through curl's cookie jar.
+TEST_PACKAGES := postgresql-15 curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps test-deps install check-swift sanitize bench-jose clean
@@ -42,11 +43,11 @@ install:
 check-swift:
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found: install the Swift 6.3 toolchain and put it on PATH"; exit 1; }
 
-# AddressSanitizer over the C wrappers and the JOSE core, ThreadSanitizer over the per-thread
+# AddressSanitizer over the C wrappers (libcrypto, libargon2, SQLite, libpq) and the JOSE core, ThreadSanitizer over the per-thread
 # libcrypto contexts (kept out of `make test`: CI time is tight).
 sanitize: deps check-swift
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions \
-		$(SWIFT) test --sanitize=address --scratch-path .build-asan --filter 'GatehouseCryptoTests|GatehouseJOSETests|GatehousePasswordTests'
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan --filter 'GatehouseCryptoTests|GatehouseJOSETests|GatehousePasswordTests|GatehouseStoreTests'
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'GatehouseCryptoTests|RobustnessTests'
 
 # Verifier vs bare libcrypto, release build, pinned to one core (see bench/README.md).

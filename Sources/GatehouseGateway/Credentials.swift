@@ -5,7 +5,11 @@ public import NIOHTTP1
 public enum Credentials: Equatable, Sendable {
     /// No bearer token (no `Authorization` header, another scheme, no cookie).
     case none
+    /// A token from `Authorization: Bearer`.
     case bearer(String)
+    /// A token from the access-token cookie: a browser sends it by itself, so unsafe methods must
+    /// show they come from the application (`CSRFCheck`).
+    case cookie(String)
     /// Two `Authorization` headers: 400 `invalid_request`, never a guess at which one counts.
     case ambiguous
     /// `Bearer` with an empty or malformed token: 401 `malformed`.
@@ -35,11 +39,19 @@ public enum Credentials: Equatable, Sendable {
             self = Self.isToken68(token) ? .bearer(String(token)) : .malformed
             return
         }
-        if let cookie, let value = Self.cookie(named: cookie, in: headers) {
-            self = Self.isToken68(Substring(value)) ? .bearer(value) : .malformed
+        if let cookie, let value = Self.cookieValue(named: cookie, in: headers) {
+            self = Self.isToken68(Substring(value)) ? .cookie(value) : .malformed
             return
         }
         self = .none
+    }
+
+    /// The token, wherever it came from.
+    public var token: String? {
+        switch self {
+        case .bearer(let token), .cookie(let token): return token
+        case .none, .ambiguous, .malformed: return nil
+        }
     }
 
     /// RFC 6750's b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -62,7 +74,7 @@ public enum Credentials: Equatable, Sendable {
     }
 
     /// The value of cookie `name` from the `Cookie` header(s) (RFC 6265 §5.4).
-    static func cookie(named name: String, in headers: HTTPHeaders) -> String? {
+    public static func cookieValue(named name: String, in headers: HTTPHeaders) -> String? {
         for header in headers["cookie"] {
             for pair in header.split(separator: ";") {
                 let trimmed = pair.drop { $0 == " " }

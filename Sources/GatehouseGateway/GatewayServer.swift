@@ -53,10 +53,11 @@ public final class GatewayServer: Sendable {
     ) async throws -> GatewayServer {
         let routes = RouteTable(config.routes)
         let cookie = config.verify.cookie
+        let csrf = CSRFCheck(allowedOrigins: config.issuer?.allowedOrigins ?? [])
         let loopList = Array(group.makeIterator())
         // The configured cache size is for the whole gateway; each loop keeps its share.
         let cacheSize = config.verify.tokenCacheSize == 0 ? 0 : max(1, config.verify.tokenCacheSize / loopList.count)
-        let initial = RequestAuthorizer(routes: routes, providers: ProviderSet(staticVerifiers), cookie: cookie, local: local)
+        let initial = RequestAuthorizer(routes: routes, providers: ProviderSet(staticVerifiers), cookie: cookie, local: local, csrf: csrf)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
         for loop in loopList {
             let state = try await loop.submit {
@@ -79,7 +80,7 @@ public final class GatewayServer: Sendable {
         let registry = ProviderRegistry(staticVerifiers: staticVerifiers)
         let refreshers = jwks.map { provider, url in
             JWKSRefresher(provider: provider, url: url, loop: group.next(), maxTokenBytes: config.verify.maxTokenBytes) { verifier in
-                let authorizer = RequestAuthorizer(routes: routes, providers: registry.update(verifier), cookie: cookie, local: local)
+                let authorizer = RequestAuthorizer(routes: routes, providers: registry.update(verifier), cookie: cookie, local: local, csrf: csrf)
                 for state in statesByLoop.values {
                     state.eventLoop.execute {
                         state.value.authorizer = authorizer

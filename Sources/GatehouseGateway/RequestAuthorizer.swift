@@ -26,12 +26,17 @@ public struct RequestAuthorizer: Sendable {
     public let cookie: String?
     /// The issuer's endpoints, when it runs in this process.
     public let local: (any LocalEndpoints)?
+    /// What cookie-authenticated unsafe requests must show.
+    public let csrf: CSRFCheck
 
-    public init(routes: RouteTable, providers: ProviderSet, cookie: String?, local: (any LocalEndpoints)? = nil) {
+    public init(
+        routes: RouteTable, providers: ProviderSet, cookie: String?, local: (any LocalEndpoints)? = nil, csrf: CSRFCheck = CSRFCheck(allowedOrigins: [])
+    ) {
         self.routes = routes
         self.providers = providers
         self.cookie = cookie
         self.local = local
+        self.csrf = csrf
     }
 
     public func decide(_ head: HTTPRequestHead, now: Double) -> Decision {
@@ -60,14 +65,18 @@ public struct RequestAuthorizer: Sendable {
             return .forward(route: route, path: path, identity: nil)
         }
         let needsToken = route.auth == .required || !route.anyRole.isEmpty || !route.allScopes.isEmpty
-        switch Credentials(headers: head.headers, cookie: self.cookie) {
+        let credentials = Credentials(headers: head.headers, cookie: self.cookie)
+        switch credentials {
         case .ambiguous:
             return .respond(.invalidRequest("more than one Authorization header"), route: route.prefix)
         case .none:
             return needsToken ? .respond(.missingToken, route: route.prefix) : .forward(route: route, path: path, identity: nil)
         case .malformed:
             return .respond(.invalidToken(.malformed), route: route.prefix)
-        case .bearer(let token):
+        case .bearer(let token), .cookie(let token):
+            if case .cookie = credentials, !self.csrf.admits(method: head.method, headers: head.headers) {
+                return .respond(CSRFCheck.refusal, route: route.prefix)
+            }
             // A token that is present but bad is refused on optional routes too.
             let identity: Identity
             switch self.identity(of: token, now: now, cache: cache, revoked: revoked) {
@@ -127,7 +136,7 @@ public struct RequestAuthorizer: Sendable {
         case .ambiguous: return .respond(.invalidRequest("more than one Authorization header"), route: Self.verifyPath)
         case .none: return .respond(.missingToken, route: Self.verifyPath)
         case .malformed: return .respond(.invalidToken(.malformed), route: Self.verifyPath)
-        case .bearer(let token):
+        case .bearer(let token), .cookie(let token):
             switch self.identity(of: token, now: now, cache: cache, revoked: revoked) {
             case .failure(let error): return .respond(.invalidToken(error.reason), route: Self.verifyPath)
             case .success(let identity):

@@ -80,7 +80,7 @@ public struct IssuerEndpoints: LocalEndpoints {
             return eventLoop.makeSucceededFuture(LocalResponse(status: .ok, headers: headers, body: self.discoveryBody))
         case "/users/me":
             guard method == .GET else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("GET")) }
-            guard let token = Self.bearerToken(request.head.headers) else {
+            guard let token = self.accessCredentials(request.head.headers).token else {
                 return eventLoop.makeSucceededFuture(Self.response(for: .invalidToken("no bearer token"), challenge: "Bearer"))
             }
             answer = self.issuer.currentUser(accessToken: token, on: eventLoop).map { user in
@@ -94,9 +94,14 @@ public struct IssuerEndpoints: LocalEndpoints {
         case "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/password":
             guard method == .POST else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("POST")) }
             let body: JSONObject
-            switch Self.jsonBody(request) {
-            case .success(let object): body = object
-            case .failure(let error): return eventLoop.makeSucceededFuture(Self.response(for: error))
+            if self.cookies, request.body.readableBytes == 0, request.path == "/auth/refresh" || request.path == "/auth/logout" {
+                // Browser mode: the refresh token is in its cookie, and there may be no body at all.
+                body = JSONObject([:])
+            } else {
+                switch Self.jsonBody(request) {
+                case .success(let object): body = object
+                case .failure(let error): return eventLoop.makeSucceededFuture(Self.response(for: error))
+                }
             }
             answer = self.post(request.path, body: body, request: request, on: eventLoop)
         default:
@@ -127,7 +132,7 @@ public struct IssuerEndpoints: LocalEndpoints {
                 default: throw IssuerError.invalidRequest("name must be a string or null")
                 }
                 return self.issuer.register(email: email, password: password, name: name, on: eventLoop).map {
-                    Self.tokenResponse($0, status: .created)
+                    self.tokenResponse($0, status: .created)
                 }
             case "/auth/login":
                 let email = try string("email").get()
@@ -135,22 +140,23 @@ public struct IssuerEndpoints: LocalEndpoints {
                 return self.issuer.login(
                     email: email, password: password, peer: request.peerAddress, forwardedFor: request.head.headers["x-forwarded-for"],
                     on: eventLoop
-                ).map { Self.tokenResponse($0, status: .ok) }
+                ).map { self.tokenResponse($0, status: .ok) }
             case "/auth/refresh":
-                return self.issuer.refresh(token: try string("refresh_token").get(), on: eventLoop).map { Self.tokenResponse($0, status: .ok) }
+                let token = try self.refreshToken(body, request.head)
+                return self.issuer.refresh(token: token, on: eventLoop).map { self.tokenResponse($0, status: .ok) }
             case "/auth/password":
-                let token = try Self.requiredBearer(request.head.headers)
+                let token = try self.requiredAccessToken(request.head)
                 return self.issuer.changePassword(
                     accessToken: token, current: try string("current_password").get(), new: try string("new_password").get(), on: eventLoop
                 ).map { Self.noContent }
             default:
                 // `{"all": true}` with a bearer access token: every session of the user.
                 if case .bool(true)? = body["all"] {
-                    return self.issuer.logoutEverywhere(accessToken: try Self.requiredBearer(request.head.headers), on: eventLoop).map {
-                        Self.noContent
+                    return self.issuer.logoutEverywhere(accessToken: try self.requiredAccessToken(request.head), on: eventLoop).map {
+                        self.loggedOut
                     }
                 }
-                return self.issuer.logout(token: try string("refresh_token").get(), on: eventLoop).map { Self.noContent }
+                return self.issuer.logout(token: try self.refreshToken(body, request.head), on: eventLoop).map { self.loggedOut }
             }
         } catch {
             return eventLoop.makeSucceededFuture(Self.errorResponse(error as? IssuerError ?? .invalidRequest("bad request")))
@@ -188,10 +194,54 @@ public struct IssuerEndpoints: LocalEndpoints {
 
     private static let noContent = LocalResponse(status: .noContent, headers: ["Cache-Control": "no-store"])
 
-    /// The bearer token, or 401 `invalid_token`.
-    private static func requiredBearer(_ headers: HTTPHeaders) throws(IssuerError) -> String {
-        guard let token = Self.bearerToken(headers) else { throw IssuerError.invalidToken("no bearer token") }
+    // MARK: Browser mode
+
+    private var cookies: Bool { self.issuer.config.cookies }
+
+    /// The access token of `Authorization: Bearer`, else (browser mode) of the `access_token` cookie.
+    private func accessCredentials(_ headers: HTTPHeaders) -> Credentials {
+        Credentials(headers: headers, cookie: self.cookies ? "access_token" : nil)
+    }
+
+    /// The access token of a POST, or 401 `invalid_token`; from a cookie only with CSRF proof.
+    private func requiredAccessToken(_ head: HTTPRequestHead) throws(IssuerError) -> String {
+        let credentials = self.accessCredentials(head.headers)
+        guard let token = credentials.token else { throw IssuerError.invalidToken("no bearer token") }
+        if case .cookie = credentials { try self.checkCSRF(head) }
         return token
+    }
+
+    /// `refresh_token` from the body, else (browser mode) from its cookie, with CSRF proof.
+    private func refreshToken(_ body: JSONObject, _ head: HTTPRequestHead) throws(IssuerError) -> String {
+        if let token = body["refresh_token"] {
+            guard let token = token.stringValue else { throw IssuerError.invalidRequest("refresh_token must be a string") }
+            return token
+        }
+        guard self.cookies, let token = Credentials.cookieValue(named: "refresh_token", in: head.headers) else {
+            throw IssuerError.invalidRequest("refresh_token must be a string")
+        }
+        try self.checkCSRF(head)
+        return token
+    }
+
+    private func checkCSRF(_ head: HTTPRequestHead) throws(IssuerError) {
+        guard CSRFCheck(allowedOrigins: self.issuer.config.allowedOrigins).admits(method: head.method, headers: head.headers) else {
+            throw IssuerError(status: .forbidden, code: CSRFCheck.refusal.code, description: CSRFCheck.refusal.description)
+        }
+    }
+
+    /// 204; in browser mode both cookies are cleared.
+    private var loggedOut: LocalResponse {
+        var response = Self.noContent
+        if self.cookies {
+            response.headers.add(name: "Set-Cookie", value: Self.cookie("access_token", "", path: "/", maxAge: 0))
+            response.headers.add(name: "Set-Cookie", value: Self.cookie("refresh_token", "", path: "/auth", maxAge: 0))
+        }
+        return response
+    }
+
+    private static func cookie(_ name: String, _ value: String, path: String, maxAge: Int64) -> String {
+        "\(name)=\(value); Path=\(path); Max-Age=\(maxAge); HttpOnly; Secure; SameSite=Strict"
     }
 
     private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
@@ -223,7 +273,24 @@ public struct IssuerEndpoints: LocalEndpoints {
         ])
     }
 
-    private static func tokenResponse(_ issued: Issuer.Issued, status: HTTPResponseStatus) -> LocalResponse {
+    /// The token response; in browser mode the tokens are also set as cookies (the refresh cookie
+    /// goes back only to `/auth`).
+    private func tokenResponse(_ issued: Issuer.Issued, status: HTTPResponseStatus) -> LocalResponse {
+        var response = Self.tokenBody(issued, status: status)
+        if self.cookies {
+            let config = self.issuer.config
+            response.headers.add(
+                name: "Set-Cookie", value: Self.cookie("access_token", issued.tokens.access, path: "/", maxAge: Int64(config.accessTokenTTL.seconds))
+            )
+            response.headers.add(
+                name: "Set-Cookie",
+                value: Self.cookie("refresh_token", issued.tokens.refresh, path: "/auth", maxAge: Int64(config.refreshTokenTTL.seconds))
+            )
+        }
+        return response
+    }
+
+    private static func tokenBody(_ issued: Issuer.Issued, status: HTTPResponseStatus) -> LocalResponse {
         let json = JSONObject([
             "access_token": .string(issued.tokens.access), "refresh_token": .string(issued.tokens.refresh),
             "token_type": .string("Bearer"), "expires_in": .number(Double(issued.tokens.expiresIn)),

@@ -52,7 +52,7 @@ struct HeaderTests {
         #expect(Credentials(headers: ["Authorization": "Bearer a b"], cookie: nil) == .malformed)
         #expect(Credentials(headers: ["Authorization": "Bearer a=b"], cookie: nil) == .malformed)
         #expect(Credentials(headers: HTTPHeaders([("Authorization", "Bearer a"), ("authorization", "Bearer b")]), cookie: nil) == .ambiguous)
-        #expect(Credentials(headers: ["Cookie": "x=1; access_token=tok.en.sig; y=2"], cookie: "access_token") == .bearer("tok.en.sig"))
+        #expect(Credentials(headers: ["Cookie": "x=1; access_token=tok.en.sig; y=2"], cookie: "access_token") == .cookie("tok.en.sig"))
         #expect(Credentials(headers: ["Cookie": "access_token=tok"], cookie: nil) == .none)
         #expect(Credentials(headers: HTTPHeaders([("Authorization", "Bearer h"), ("Cookie", "access_token=c")]), cookie: "access_token") == .bearer("h"))
     }

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+public import NIOHTTP1
+
+/// Browser mode's defence against cross-site request forgery. A cookie reaches the server with
+/// every request the browser makes, whoever made the page; so a cookie-authenticated POST, PUT,
+/// PATCH or DELETE must carry an `Origin` from `issuer.allowed_origins`, or `X-Requested-With`
+/// (which a cross-site form cannot set, and a cross-site script cannot without a CORS preflight).
+/// `SameSite=Strict` on the cookies is the first line; this is the second.
+public struct CSRFCheck: Sendable {
+    public let allowedOrigins: Set<String>
+
+    public init(allowedOrigins: [String]) {
+        self.allowedOrigins = Set(allowedOrigins)
+    }
+
+    /// Whether a request authenticated by a cookie may go on.
+    public func admits(method: HTTPMethod, headers: HTTPHeaders) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE: return true
+        default: break
+        }
+        if headers.contains(name: "x-requested-with") { return true }
+        let origins = headers["origin"]
+        return origins.count == 1 && self.allowedOrigins.contains(origins[0])
+    }
+
+    public static let refusal = GatewayError(
+        status: .forbidden, code: "invalid_origin",
+        description: "a cookie-authenticated request with this method needs an allowed Origin or X-Requested-With"
+    )
+}
