@@ -265,8 +265,17 @@ extension GatewayServer {
             var total = MetricsSnapshot()
             for snapshot in all { total.add(snapshot) }
             total.jwksRefreshes = jwks.reduce((0, 0)) { ($0.0 + $1.ok, $0.1 + $1.error) }
-            return total.prometheusText + (self.local?.metricsText ?? "")
+            return total.prometheusText + (self.local?.metricsText ?? "") + (self.revocations.map(Self.revocationMetrics) ?? "")
         }
+    }
+
+    private static func revocationMetrics(_ board: RevocationBoard) -> String {
+        """
+        # HELP gatehouse_revoked_sessions Ended sessions whose access tokens are refused until they expire.
+        # TYPE gatehouse_revoked_sessions gauge
+        gatehouse_revoked_sessions \(board.count)
+
+        """
     }
 
     /// Binds the admin listener (`/healthz`, `/readyz`, `/metrics`).

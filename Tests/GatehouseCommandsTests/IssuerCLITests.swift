@@ -121,6 +121,23 @@ struct IssuerCLITests {
         #expect(login.status == 200)
         let user = login.json?["user"] as? [String: Any]
         #expect(user?["roles"] as? [String] == ["admin"])
+
+        // Another process ends the user's sessions; serve, following its SQLite store, refuses the
+        // access token within a poll (500 ms).
+        let access = try #require(login.json?["access_token"] as? String)
+        #expect(try RawHTTPClient.request(port: port, "GET", "/users/me", headers: [("Authorization", "Bearer \(access)")]).status == 200)
+        let revoke = try CLI.run(["sessions", "revoke", "--user", "Boss@Example.com", "--config", conf.path])
+        #expect(revoke.status == 0 && revoke.output.contains("revoked 1 session of boss@example.com"), "\(revoke.output)\(revoke.error)")
+        var status = 200
+        let deadline = Date().addingTimeInterval(3)
+        while status == 200, Date() < deadline {
+            usleep(20_000)
+            status = try RawHTTPClient.request(port: port, "GET", "/users/me", headers: [("Authorization", "Bearer \(access)")]).status
+        }
+        #expect(status == 401)
+        #expect(try CLI.run(["sessions", "revoke", "--sid", "no-such-session", "--config", conf.path]).status != 0)
+        #expect(try CLI.run(["sessions", "revoke", "--config", conf.path]).status != 0)
+        #expect(try CLI.run(["sessions", "revoke", "--user", "a@b.co", "--sid", "x", "--config", conf.path]).status != 0)
         #expect(serve.stop() == 0)
     }
 }
