@@ -15,9 +15,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: deps build
 	.build/debug/gatehouse serve
 
-# Suites that measure the whole process (the streaming tests' RSS, the login flood's p99) run
-# alone, each after the others: tests running beside them would move what they measure.
-ISOLATED_SUITES := StreamingTests LoginFloodTests
+# Suites that measure whole processes (the streaming tests' RSS, the login flood's p99, the
+# revocation latency across five processes) run alone, each after the others: tests running beside
+# them would move what they measure, and they would starve the timing tests running beside them.
+ISOLATED_SUITES := StreamingTests LoginFloodTests RevocationClusterTests
 test: deps test-deps build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(foreach suite,$(ISOLATED_SUITES),--skip $(suite))
