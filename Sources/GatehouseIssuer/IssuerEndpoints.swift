@@ -17,9 +17,12 @@ public struct IssuerEndpoints: LocalEndpoints {
     public let issuer: Issuer
     private let jwksBody: [UInt8]
     private let discoveryBody: [UInt8]
+    /// What browser mode's cookie-authenticated POSTs must show.
+    private let csrf: CSRFCheck
 
     public init(issuer: Issuer) {
         self.issuer = issuer
+        self.csrf = CSRFCheck(allowedOrigins: issuer.config.allowedOrigins)
         self.jwksBody = Array(issuer.jwks.serialized.utf8)
         let base = issuer.config.issuer.hasSuffix("/") ? String(issuer.config.issuer.dropLast()) : issuer.config.issuer
         let discovery = JSONObject([
@@ -225,7 +228,7 @@ public struct IssuerEndpoints: LocalEndpoints {
     }
 
     private func checkCSRF(_ head: HTTPRequestHead) throws(IssuerError) {
-        guard CSRFCheck(allowedOrigins: self.issuer.config.allowedOrigins).admits(method: head.method, headers: head.headers) else {
+        guard self.csrf.admits(method: head.method, headers: head.headers) else {
             throw IssuerError(status: .forbidden, code: CSRFCheck.refusal.code, description: CSRFCheck.refusal.description)
         }
     }
