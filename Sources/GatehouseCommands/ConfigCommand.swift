@@ -71,7 +71,7 @@ struct EffectiveConfig {
             let keys: String
             switch provider.keys {
             case .local: keys = "local"
-            case .jwksURL(let url): keys = "{ jwks_url: \(url) }"
+            case .jwksURL(let url, let caFile): keys = "{ jwks_url: \(url)\(caFile.map { ", ca_file: \($0)" } ?? "") }"
             case .jwksFile(let path): keys = "{ jwks_file: \(path) }"
             case .publicKeyFile(let path, let kid): keys = "{ public_key_file: \(path)\(kid.map { ", kid: \($0)" } ?? "") }"
             case .secret(_, let kid): keys = "{ secret: '***', kid: \(kid) }"

@@ -51,7 +51,7 @@ struct TokenCommand: AsyncParsableCommand {
             let config = try GatewayConfig.load(path: path)
             guard !config.verify.providers.isEmpty else { throw ValidationError("\(path) configures no token verification") }
             let provider = self.provider(in: config)
-            if case .jwksURL(let url) = provider.keys {
+            if case .jwksURL(let url, _) = provider.keys {
                 throw ValidationError("the provider's keys come from \(url); fetch that JWKS to a file and pass --jwks")
             }
             return try provider.makeVerifier(issuerConfig: config.issuer, maxTokenBytes: config.verify.maxTokenBytes)

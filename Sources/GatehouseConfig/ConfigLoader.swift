@@ -253,7 +253,14 @@ extension GatewayConfig {
         case "jwks_url":
             let url = try source.requiredString("jwks_url")
             guard UpstreamURL(url) != nil else { throw source.error(at: source.mapping["jwks_url"], "jwks_url", "\"\(url)\" is not an http(s) URL") }
-            return .jwksURL(url)
+            let caFile = try source.string("ca_file").map(resolve)
+            if caFile != nil, !url.lowercased().hasPrefix("https://") {
+                throw source.error(at: source.mapping["ca_file"], "ca_file", "ca_file applies to an https jwks_url only")
+            }
+            if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+                throw source.error(at: source.mapping["ca_file"], "ca_file", "cannot read \(caFile)")
+            }
+            return .jwksURL(url, caFile: caFile)
         case "jwks_file":
             return .jwksFile(resolve(try source.requiredString("jwks_file")))
         case "public_key_file":

@@ -128,7 +128,8 @@ public struct IssuerConfig: Sendable {
 public enum KeySource: Sendable {
     /// The co-located issuer's signing keys.
     case local
-    case jwksURL(String)
+    /// `caFile`: PEM certificates trusted instead of the system's bundle (an IdP behind a private CA).
+    case jwksURL(String, caFile: String?)
     case jwksFile(String)
     case publicKeyFile(path: String, keyID: String?)
     case secret([UInt8], keyID: String)

@@ -49,7 +49,7 @@ extension ProviderConfig {
         case .local:
             guard let issuerConfig else { throw KeyError("keys: local needs the issuer enabled") }
             configured = try issuerConfig.loadVerificationKeys()
-        case .jwksURL(let url):
+        case .jwksURL(let url, _):
             guard let fetched else { throw KeyError("keys from \(url) have not been fetched") }
             configured = try Self.keys(of: fetched)
             skipping = true

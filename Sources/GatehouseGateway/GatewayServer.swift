@@ -35,7 +35,7 @@ public final class GatewayServer: Sendable {
         var staticVerifiers: [Verifier] = []
         var jwks: [(ProviderConfig, UpstreamURL)] = []
         for provider in config.verify.providers {
-            if case .jwksURL(let text) = provider.keys, let url = UpstreamURL(text) {
+            if case .jwksURL(let text, _) = provider.keys, let url = UpstreamURL(text) {
                 jwks.append((provider, url))
             } else {
                 staticVerifiers.append(try provider.makeVerifier(issuerConfig: config.issuer, maxTokenBytes: config.verify.maxTokenBytes))
@@ -78,8 +78,8 @@ public final class GatewayServer: Sendable {
         // Fetched keys reach every loop as a new authorizer; cached verdicts are dropped, since a
         // key may have been removed.
         let registry = ProviderRegistry(staticVerifiers: staticVerifiers)
-        let refreshers = jwks.map { provider, url in
-            JWKSRefresher(provider: provider, url: url, loop: group.next(), maxTokenBytes: config.verify.maxTokenBytes) { verifier in
+        let refreshers = try jwks.map { provider, url in
+            try JWKSRefresher(provider: provider, url: url, loop: group.next(), maxTokenBytes: config.verify.maxTokenBytes) { verifier in
                 let authorizer = RequestAuthorizer(routes: routes, providers: registry.update(verifier), cookie: cookie, local: local, csrf: csrf)
                 for state in statesByLoop.values {
                     state.eventLoop.execute {

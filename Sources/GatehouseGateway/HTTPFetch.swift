@@ -3,9 +3,12 @@ import GatehouseConfig
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
-/// One GET over HTTP, for the gateway's own fetches (JWKS documents, the revocation feed): the
-/// body (`maximumBytes` at most) and its `Cache-Control: max-age`. A connection per fetch.
+/// One GET over HTTP or HTTPS, for the gateway's own fetches (JWKS documents, the revocation
+/// feed): the body (`maximumBytes` at most) and its `Cache-Control: max-age`. A connection per
+/// fetch. HTTPS verifies the certificate chain and the host name (or, for an IP address, the
+/// certificate's IP addresses).
 enum HTTPFetch {
     struct Document: Sendable {
         let text: String
@@ -16,13 +19,21 @@ enum HTTPFetch {
         let description: String
     }
 
+    /// The TLS context of https fetches: the system's CA bundle, or the certificates of `caFile`
+    /// instead. Loading a bundle is slow: make it once per URL and keep it.
+    static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caFile { configuration.trustRoots = .file(caFile) }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     /// GETs `target` (default: the URL's path) from `url`'s host, with `authorization` as the
-    /// `Authorization` header when given.
+    /// `Authorization` header when given; `tls` is required for https URLs.
     static func get(
-        _ url: UpstreamURL, target: String? = nil, authorization: String? = nil, on loop: any EventLoop, timeout: TimeAmount,
-        maximumBytes: Int = 1 << 20
+        _ url: UpstreamURL, target: String? = nil, authorization: String? = nil, tls: NIOSSLContext? = nil, on loop: any EventLoop,
+        timeout: TimeAmount, maximumBytes: Int = 1 << 20
     ) -> EventLoopFuture<Document> {
-        guard url.scheme == "http" else { return loop.makeFailedFuture(Failure(description: "https URLs are not supported yet")) }
+        guard url.scheme == "http" || tls != nil else { return loop.makeFailedFuture(Failure(description: "https needs a TLS context")) }
         let promise = loop.makePromise(of: Document.self)
         let timer = loop.scheduleTask(in: timeout) { promise.fail(Failure(description: "no answer within \(timeout)")) }
         promise.futureResult.whenComplete { _ in timer.cancel() }
@@ -30,6 +41,12 @@ enum HTTPFetch {
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if url.scheme == "https", let tls {
+                        // SNI and name checks take a host name; an IP address is checked against the
+                        // certificate's IP addresses instead.
+                        let hostname = url.host.contains(":") || url.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : url.host
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(CollectingHandler(promise: promise, maximumBytes: maximumBytes))
                 }
@@ -40,7 +57,7 @@ enum HTTPFetch {
                 case .failure(let error): promise.fail(error)
                 case .success(let channel):
                     var headers = HTTPHeaders()
-                    headers.add(name: "Host", value: url.port == 80 ? url.host : "\(url.host):\(url.port)")
+                    headers.add(name: "Host", value: url.port == (url.scheme == "https" ? 443 : 80) ? url.host : "\(url.host):\(url.port)")
                     headers.add(name: "Accept", value: "application/json")
                     if let authorization { headers.add(name: "Authorization", value: authorization) }
                     headers.add(name: "Connection", value: "close")

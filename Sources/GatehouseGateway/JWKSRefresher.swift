@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Keeps one `jwks_url` provider's keys current: fetched before the listener answers (up to
 /// `jwks_startup_timeout`), refreshed by `Cache-Control: max-age` (default 5 minutes), refetched
@@ -16,6 +17,8 @@ final class JWKSRefresher: @unchecked Sendable {
     let url: UpstreamURL
     let loop: any EventLoop
     let maxTokenBytes: Int
+    /// For an https URL: the system's CA bundle, or the provider's `ca_file`.
+    private let tls: NIOSSLContext?
     /// Called with every new verifier.
     private let publish: @Sendable (Verifier) -> Void
     private let readiness: NIOLockedValueBox<Bool>
@@ -30,7 +33,16 @@ final class JWKSRefresher: @unchecked Sendable {
     static let defaultMaxAge = 300
     static let minimumRefetchInterval = TimeAmount.seconds(5)
 
-    init(provider: ProviderConfig, url: UpstreamURL, loop: any EventLoop, maxTokenBytes: Int, publish: @escaping @Sendable (Verifier) -> Void) {
+    /// Throws when the TLS trust roots cannot be loaded (a bad `ca_file`).
+    init(
+        provider: ProviderConfig, url: UpstreamURL, loop: any EventLoop, maxTokenBytes: Int, publish: @escaping @Sendable (Verifier) -> Void
+    ) throws {
+        if url.scheme == "https" {
+            guard case .jwksURL(_, let caFile) = provider.keys else { throw HTTPFetch.Failure(description: "not a jwks_url provider") }
+            self.tls = try HTTPFetch.makeTLSContext(caFile: caFile)
+        } else {
+            self.tls = nil
+        }
         self.provider = provider
         self.url = url
         self.loop = loop
@@ -65,7 +77,7 @@ final class JWKSRefresher: @unchecked Sendable {
     private func refresh() -> EventLoopFuture<Void> {
         self.inFlight = true
         self.next?.cancel()
-        return HTTPFetch.get(self.url, on: self.loop, timeout: .seconds(10)).flatMapThrowing { document -> Int in
+        return HTTPFetch.get(self.url, tls: self.tls, on: self.loop, timeout: .seconds(10)).flatMapThrowing { document -> Int in
             let jwks = try JWKS(jsonText: document.text)
             let verifier = try self.provider.makeVerifier(issuerConfig: nil, fetched: jwks, maxTokenBytes: self.maxTokenBytes)
             self.publish(verifier)
