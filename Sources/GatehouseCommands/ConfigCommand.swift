@@ -50,6 +50,7 @@ struct EffectiveConfig {
             "idle_timeout: \(Self.format(config.idleTimeout))", "trusted_proxies: \(Self.list(config.trustedProxies))",
             "log_format: \(config.logFormat.rawValue)", "access_log: \(config.accessLog)",
         ]
+        if let tls = config.tls { lines.append("tls: { cert_file: \(tls.certificateFile), key_file: \(tls.keyFile) }") }
         if let issuer = config.issuer {
             lines += [
                 "issuer:", "  enabled: true", "  issuer: \(issuer.issuer)", "  audience: \(issuer.audience)",
@@ -106,6 +107,10 @@ struct EffectiveConfig {
                 "    allow_preflight: \(route.allowPreflight)", "    strip_prefix: \(route.stripPrefix)",
                 "    preserve_host: \(route.preserveHost)", "    forward_token: \(route.forwardToken)",
             ]
+            if let tls = route.upstreamTLS {
+                let parts = [tls.caFile.map { "ca_file: \($0)" }, tls.clientCertificate.map { "cert_file: \($0.certificateFile), key_file: \($0.keyFile)" }]
+                lines.append("    upstream_tls: { \(parts.compactMap { $0 }.joined(separator: ", ")) }")
+            }
         }
         self.text = lines.joined(separator: "\n")
     }

@@ -101,7 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
             return "issuer on: iss \(issuer.config.issuer), \(store), keys \(issuer.jwks.keys.compactMap(\.keyID).joined(separator: ","))"
         } ?? "issuer off"
         lines += [
-            "gatehouse listening on \(config.listen.host):\(server.port) (\(config.threads == 0 ? System.coreCount : config.threads) event loops, \(mode))",
+            "gatehouse listening on \(config.listen.host):\(server.port) (\(config.tls == nil ? "" : "TLS, ")\(config.threads == 0 ? System.coreCount : config.threads) event loops, \(mode))",
             "gatehouse admin listening on \(config.adminListen.host):\(admin.localAddress?.port ?? config.adminListen.port) (/healthz /readyz /metrics)",
         ]
         for provider in config.verify.providers {

@@ -43,6 +43,12 @@ extension GatewayConfig {
             throw top.error(at: mapping["trusted_proxies"], "trusted_proxies", "\"\(proxy)\" is not an IP address or CIDR block")
         }
 
+        var tls: TLSFiles? = nil
+        if var section = try top.section("tls") {
+            tls = try Self.parseTLSFiles(&section, resolve: resolve)
+            try section.finish()
+        }
+
         var issuer: IssuerConfig? = nil
         if var section = try top.section("issuer") {
             issuer = try Self.parseIssuer(&section, resolve: resolve)
@@ -60,7 +66,7 @@ extension GatewayConfig {
         var routes: [RouteConfig] = []
         var prefixes: [String: Int] = [:]
         for var section in try top.sections("routes") ?? [] {
-            let route = try Self.parseRoute(&section)
+            let route = try Self.parseRoute(&section, resolve: resolve)
             if let first = prefixes[route.prefix] {
                 throw ConfigError(file: file, line: section.line, key: "\(section.path).prefix", message: "\"\(route.prefix)\" is already the prefix of routes[\(first)]")
             }
@@ -80,7 +86,7 @@ extension GatewayConfig {
             headerTimeout: try top.duration("header_timeout", default: .seconds(10)),
             idleTimeout: try top.duration("idle_timeout", default: .seconds(60)),
             trustedProxies: trustedProxies, logFormat: logFormat, accessLog: try top.bool("access_log", default: true),
-            issuer: issuer, verify: verify, routes: routes
+            tls: tls, issuer: issuer, verify: verify, routes: routes
         )
         try top.finish()
         return config
@@ -275,7 +281,18 @@ extension GatewayConfig {
         }
     }
 
-    private static func parseRoute(_ section: inout Section) throws(ConfigError) -> RouteConfig {
+    /// `{cert_file, key_file}`: both required, both readable.
+    private static func parseTLSFiles(_ section: inout Section, resolve: (String) -> String) throws(ConfigError) -> TLSFiles {
+        var files: [String] = []
+        for key in ["cert_file", "key_file"] {
+            let path = resolve(try section.requiredString(key))
+            guard FileManager.default.isReadableFile(atPath: path) else { throw section.error(at: section.mapping[key], key, "cannot read \(path)") }
+            files.append(path)
+        }
+        return TLSFiles(certificateFile: files[0], keyFile: files[1])
+    }
+
+    private static func parseRoute(_ section: inout Section, resolve: (String) -> String) throws(ConfigError) -> RouteConfig {
         let prefix = try section.requiredString("prefix")
         guard prefix.hasPrefix("/") else { throw section.error(at: section.mapping["prefix"], "prefix", "\"\(prefix)\" must start with /") }
         let upstreamText = try section.requiredString("upstream")
@@ -298,8 +315,27 @@ extension GatewayConfig {
             allowPreflight: try section.bool("allow_preflight", default: false),
             stripPrefix: try section.bool("strip_prefix", default: false),
             preserveHost: try section.bool("preserve_host", default: false),
-            forwardToken: try section.bool("forward_token", default: true)
+            forwardToken: try section.bool("forward_token", default: true),
+            upstreamTLS: try Self.parseUpstreamTLS(&section, upstream: upstream, resolve: resolve)
         )
+    }
+
+    /// `upstream_tls: {ca_file, cert_file, key_file}`, every key optional, for https upstreams only.
+    private static func parseUpstreamTLS(_ route: inout Section, upstream: UpstreamURL, resolve: (String) -> String) throws(ConfigError) -> UpstreamTLSConfig? {
+        guard var section = try route.section("upstream_tls") else { return nil }
+        guard upstream.scheme == "https" else {
+            throw route.error(at: route.mapping["upstream_tls"], "upstream_tls", "applies to an https upstream only")
+        }
+        var config = UpstreamTLSConfig()
+        if let caFile = try section.string("ca_file").map(resolve) {
+            guard FileManager.default.isReadableFile(atPath: caFile) else { throw section.error(at: section.mapping["ca_file"], "ca_file", "cannot read \(caFile)") }
+            config.caFile = caFile
+        }
+        if section.has("cert_file") || section.has("key_file") {
+            config.clientCertificate = try Self.parseTLSFiles(&section, resolve: resolve)
+        }
+        try section.finish()
+        return config
     }
 
     // MARK: Helpers

@@ -76,10 +76,36 @@ public struct GatewayConfig: Sendable {
     public var logFormat: LogFormat
     /// Whether the gateway writes one access-log line per request (Gatehouse's own key; on by default).
     public var accessLog: Bool
+    /// TLS on the listener (`tls: {cert_file, key_file}`); nil: plain HTTP.
+    public var tls: TLSFiles?
     /// nil when the issuer is off.
     public var issuer: IssuerConfig?
     public var verify: VerifyConfig
     public var routes: [RouteConfig]
+}
+
+/// A certificate chain and its private key, as PEM files (absolute paths).
+public struct TLSFiles: Sendable, Equatable {
+    public var certificateFile: String
+    public var keyFile: String
+
+    public init(certificateFile: String, keyFile: String) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
+}
+
+/// How a route talks TLS to its https upstream (`upstream_tls`): whom to trust, and the client
+/// certificate to show when the upstream asks for one (mutual TLS).
+public struct UpstreamTLSConfig: Sendable, Equatable {
+    /// PEM certificates trusted instead of the system's bundle.
+    public var caFile: String?
+    public var clientCertificate: TLSFiles?
+
+    public init(caFile: String? = nil, clientCertificate: TLSFiles? = nil) {
+        self.caFile = caFile
+        self.clientCertificate = clientCertificate
+    }
 }
 
 public struct IssuerConfig: Sendable {
@@ -175,12 +201,15 @@ public struct RouteConfig: Sendable {
     public var stripPrefix: Bool
     public var preserveHost: Bool
     public var forwardToken: Bool
+    /// For an https upstream; nil: the system's bundle and no client certificate.
+    public var upstreamTLS: UpstreamTLSConfig?
 
     public init(
         prefix: String, upstream: UpstreamURL, auth: Auth, anyRole: [String] = [], allScopes: [String] = [],
         timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5), allowPreflight: Bool = false,
-        stripPrefix: Bool = false, preserveHost: Bool = false, forwardToken: Bool = true
+        stripPrefix: Bool = false, preserveHost: Bool = false, forwardToken: Bool = true, upstreamTLS: UpstreamTLSConfig? = nil
     ) {
+        self.upstreamTLS = upstreamTLS
         self.prefix = prefix
         self.upstream = upstream
         self.auth = auth

@@ -238,7 +238,10 @@ final class GatewayHandler: ChannelInboundHandler {
             self.responseDeadline = .now() + .nanoseconds(Int64(route.timeout.seconds * 1e9))
             // A pooled connection completes at once; a new one takes a round trip, during which
             // the client's reads are held so that the body waits in the socket, not in memory.
-            self.pool.acquire(host: upstreamURL.host, port: upstreamURL.port, connectTimeout: .nanoseconds(Int64(route.connectTimeout.seconds * 1e9)))
+            self.pool.acquire(
+                host: upstreamURL.host, port: upstreamURL.port, tls: self.state.upstreamTLS[route.prefix],
+                connectTimeout: .nanoseconds(Int64(route.connectTimeout.seconds * 1e9))
+            )
                 .assumeIsolated()
                 .whenComplete { result in
                     switch result {

@@ -5,6 +5,7 @@ public import NIOCore
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The gateway's listener: routes, verifiers and one upstream pool per event loop.
 public final class GatewayServer: Sendable {
@@ -52,6 +53,13 @@ public final class GatewayServer: Sendable {
         host: String?, port: Int?, accessLog: AccessLogSink?, local: (any LocalEndpoints)?, revocations: RevocationBoard?
     ) async throws -> GatewayServer {
         let routes = RouteTable(config.routes)
+        let listenerTLS = try config.tls.map(TLSContexts.server)
+        var upstreamTLS: [String: NIOSSLContext] = [:]
+        for route in config.routes where route.upstream.scheme == "https" {
+            upstreamTLS[route.prefix] = try TLSContexts.client(
+                caFile: route.upstreamTLS?.caFile, certificate: route.upstreamTLS?.clientCertificate
+            )
+        }
         let cookie = config.verify.cookie
         let csrf = CSRFCheck(allowedOrigins: config.issuer?.allowedOrigins ?? [])
         let loopList = Array(group.makeIterator())
@@ -66,7 +74,7 @@ public final class GatewayServer: Sendable {
                         authorizer: initial, pool: UpstreamPool(eventLoop: loop),
                         cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil,
                         metrics: LoopMetrics(), accessLog: accessLog.map { LoopAccessLog(sink: $0, eventLoop: loop) },
-                        revoked: revocations?.makeList(on: loop).value
+                        revoked: revocations?.makeList(on: loop).value, upstreamTLS: upstreamTLS
                     ),
                     eventLoop: loop
                 )
@@ -116,9 +124,9 @@ public final class GatewayServer: Sendable {
             maxConnections: config.maxConnections
         )
         let channel = try await HTTPListener.bind(
-            host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits
+            host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits, tls: listenerTLS
         ) { channel in
-            GatewayHandler(state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: "http")
+            GatewayHandler(state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: listenerTLS == nil ? "http" : "https")
         }
         return GatewayServer(channel: channel, loops: loops, sweeps: sweeps, refreshers: refreshers, local: local, revocations: revocations)
     }
@@ -231,6 +239,8 @@ final class LoopState {
     let accessLog: LoopAccessLog?
     /// This loop's copy of the revoked sessions (nil: no revocation board).
     let revoked: RevocationList?
+    /// The TLS context of each route with an https upstream, by prefix (shared by every loop).
+    let upstreamTLS: [String: NIOSSLContext]
     /// Open client connections of this loop.
     var connections: [ObjectIdentifier: GatewayHandler] = [:]
     /// Set once the server drains: connections close as soon as their exchange ends.
@@ -238,8 +248,9 @@ final class LoopState {
 
     init(
         authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?,
-        revoked: RevocationList?
+        revoked: RevocationList?, upstreamTLS: [String: NIOSSLContext]
     ) {
+        self.upstreamTLS = upstreamTLS
         self.authorizer = authorizer
         self.pool = pool
         self.cache = cache

@@ -19,14 +19,6 @@ enum HTTPFetch {
         let description: String
     }
 
-    /// The TLS context of https fetches: the system's CA bundle, or the certificates of `caFile`
-    /// instead. Loading a bundle is slow: make it once per URL and keep it.
-    static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        if let caFile { configuration.trustRoots = .file(caFile) }
-        return try NIOSSLContext(configuration: configuration)
-    }
-
     /// GETs `target` (default: the URL's path) from `url`'s host, with `authorization` as the
     /// `Authorization` header when given; `tls` is required for https URLs.
     static func get(
@@ -42,10 +34,8 @@ enum HTTPFetch {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if url.scheme == "https", let tls {
-                        // SNI and name checks take a host name; an IP address is checked against the
-                        // certificate's IP addresses instead.
-                        let hostname = url.host.contains(":") || url.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : url.host
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
+                        let name = TLSContexts.serverName(url.host)
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(CollectingHandler(promise: promise, maximumBytes: maximumBytes))

@@ -39,7 +39,7 @@ final class JWKSRefresher: @unchecked Sendable {
     ) throws {
         if url.scheme == "https" {
             guard case .jwksURL(_, let caFile) = provider.keys else { throw HTTPFetch.Failure(description: "not a jwks_url provider") }
-            self.tls = try HTTPFetch.makeTLSContext(caFile: caFile)
+            self.tls = try TLSContexts.client(caFile: caFile)
         } else {
             self.tls = nil
         }

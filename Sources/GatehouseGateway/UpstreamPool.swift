@@ -2,6 +2,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// One HTTP/1.1 connection to an upstream, and the handler that hands its response parts to
 /// whichever client exchange currently owns it.
@@ -91,9 +92,10 @@ final class UpstreamPool {
         self.maximumIdle = maximumIdle
     }
 
-    /// An idle connection to `host:port`, or a new one.
-    func acquire(host: String, port: Int, connectTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
-        let key = "\(host):\(port)"
+    /// An idle connection to `host:port` (over TLS with `tls`), or a new one.
+    func acquire(host: String, port: Int, tls: NIOSSLContext?, connectTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        // Connections made with different TLS settings are not interchangeable.
+        let key = tls.map { "\(ObjectIdentifier($0).hashValue)@\(host):\(port)" } ?? "\(host):\(port)"
         while let connection = self.idle[key]?.popLast() {
             if connection.channel.isActive {
                 connection.handler.onClose = nil
@@ -105,6 +107,9 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: TLSContexts.serverName(host)))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler())
                 }

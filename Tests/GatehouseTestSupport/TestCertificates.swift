@@ -9,6 +9,9 @@ public struct TestCertificates: Sendable {
     public var caFile: String { self.directory + "/ca.pem" }
     public var serverCertificateFile: String { self.directory + "/server.pem" }
     public var serverKeyFile: String { self.directory + "/server.key" }
+    /// A client certificate from the same CA (for mutual TLS).
+    public var clientCertificateFile: String { self.directory + "/client.pem" }
+    public var clientKeyFile: String { self.directory + "/client.key" }
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -26,6 +29,8 @@ public struct TestCertificates: Sendable {
             "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "1",
             "-extfile", "san.ext",
         ])
+        try self.openssl(["req"] + curve + ["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=gatehouse-test-client"])
+        try self.openssl(["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.pem", "-days", "1"])
     }
 
     private func openssl(_ arguments: [String]) throws {
