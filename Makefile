@@ -6,7 +6,7 @@ SWIFT ?= swift
 SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
 # The tests start their own throwaway PostgreSQL server on 127.0.0.1 (never a mock); browser mode
 # is tested through curl's cookie jar.
-TEST_PACKAGES := postgresql-15 curl openssl
+TEST_PACKAGES := postgresql-15 curl openssl nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps test-deps install check-swift sanitize bench-jose clean

@@ -17,7 +17,8 @@ public struct RequestAuthorizer: Sendable {
         case local(route: String, path: RequestPath)
     }
 
-    /// The forward-auth path (nginx `auth_request`, Traefik ForwardAuth, Envoy `ext_authz`).
+    /// The forward-auth path (nginx `auth_request`, Traefik ForwardAuth, Envoy `ext_authz`, which
+    /// appends the original path: `/auth/verify/…` is forward-auth too).
     public static let verifyPath = "/auth/verify"
 
     public let routes: RouteTable
@@ -55,7 +56,9 @@ public struct RequestAuthorizer: Sendable {
         do { path = try RequestPath(target: head.uri) } catch {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"), route: nil)
         }
-        if path.path == Self.verifyPath { return self.forwardAuth(head, query: path.query, now: now, cache: cache, revoked: revoked) }
+        if path.path == Self.verifyPath || path.path.hasPrefix(Self.verifyPath + "/") {
+            return self.forwardAuth(head, query: path.query, now: now, cache: cache, revoked: revoked)
+        }
         if let local = self.local, let label = local.route(for: path.path) { return .local(route: label, path: path) }
         guard let route = self.routes.route(for: path.path) else { return .respond(.notFound, route: nil) }
         if route.auth == .public { return .forward(route: route, path: path, identity: nil) }

@@ -252,6 +252,10 @@ struct LiveProxyTests {
                 let response = try RawHTTPClient.request(port: live.port, "GET", "/auth/verify" + query, headers: [("Authorization", "Bearer \(token)")])
                 #expect(response.status == status, "\(query)")
             }
+            // Envoy's ext_authz appends the original path to its path_prefix.
+            let envoy = try RawHTTPClient.request(port: live.port, "POST", "/auth/verify/api/orders?x=1", headers: [("Authorization", "Bearer \(token)")])
+            #expect(envoy.status == 200 && envoy.header("x-user-id") == "7")
+            #expect(try RawHTTPClient.request(port: live.port, "GET", "/auth/verify/api/orders").status == 401)
             try await Task.sleep(for: .milliseconds(100))
             #expect(live.echoConnections.value.load(ordering: .relaxed) == before, "forward-auth never calls an upstream")
         }
