@@ -25,7 +25,7 @@ struct EchoCommand: AsyncParsableCommand {
         do {
             channel = try await HTTPListener.bind(host: address.host, port: address.port, group: group) { _ in EchoHandler() }
         } catch {
-            printError("error: cannot listen on \(address): \(error)")
+            printError("error: cannot listen on \(address): \(describeListenError(error))")
             throw ExitCode(1)
         }
         // Unbuffered, so that whoever started it with port 0 can read the port at once.

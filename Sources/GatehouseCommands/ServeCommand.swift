@@ -21,6 +21,8 @@ struct ServeCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var config: ConfigOption
+    @Option(help: "auto (text on a terminal, JSON lines otherwise), text or json; default: the configuration's log_format.")
+    var logFormat: GatewayConfig.LogFormat?
 
     func run() async throws {
         // SIGTERM or SIGINT: stop accepting, let requests in flight finish within shutdown_grace,
@@ -79,21 +81,22 @@ struct ServeCommand: AsyncParsableCommand {
         // Every revocation still relevant is loaded before the listener answers.
         await feeds.waitUntilLoaded(timeout: config.verify.jwksStartupTimeout)
 
+        let log = ServeLog(self.logFormat ?? config.logFormat)
         let server: GatewayServer
         let admin: any Channel
         do {
             server = try await GatewayServer.start(
-                config: config, group: group, accessLog: config.accessLog ? .standardOutput : nil, local: issuer.map(IssuerEndpoints.init),
+                config: config, group: group, accessLog: config.accessLog ? .standardOutput(format: log.format) : nil, local: issuer.map(IssuerEndpoints.init),
                 revocations: feeds.board
             )
         } catch {
-            printError("error: cannot listen on \(config.listen): \(error)")
+            printError("error: cannot listen on \(config.listen): \(describeListenError(error))")
             throw ExitCode(1)
         }
         do {
             admin = try await server.startAdmin(host: config.adminListen.host, port: config.adminListen.port, group: group)
         } catch {
-            printError("error: cannot listen on \(config.adminListen) (admin_listen): \(error)")
+            printError("error: cannot listen on \(config.adminListen) (admin_listen): \(describeListenError(error))")
             throw ExitCode(1)
         }
         let mode = issuer.map { issuer in
@@ -110,16 +113,63 @@ struct ServeCommand: AsyncParsableCommand {
         for route in config.routes.sorted(by: { $0.prefix < $1.prefix }) {
             lines.append("  route \(route.prefix) -> \(route.upstream) (\(route.auth.rawValue))")
         }
-        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        log.say(lines)
 
         for await _ in signals { break }
         sources.forEach { $0.cancel() }
-        FileHandle.standardOutput.write(Data("gatehouse draining (up to \(Int(config.shutdownGrace.seconds)) s)\n".utf8))
+        log.say(["gatehouse draining (up to \(Int(config.shutdownGrace.seconds)) s)"])
         try? await server.drain(grace: config.shutdownGrace)
         feeds.stop()
         try? await admin.close()
         try? await echo?.close()
         try? await issuer?.shutdown()
         try? await group.shutdownGracefully()
+    }
+}
+
+extension GatewayConfig.LogFormat: ExpressibleByArgument {}
+
+/// `serve`'s own lines (the listeners, the mode, the routes), in the access log's format: as they
+/// are for a person at a terminal, one JSON object each otherwise.
+struct ServeLog {
+    let format: AccessLogSink.Format
+
+    init(_ setting: GatewayConfig.LogFormat) {
+        switch setting {
+        case .text: self.format = .text
+        case .json: self.format = .json
+        case .auto: self.format = isatty(STDOUT_FILENO) == 1 ? .text : .json
+        }
+    }
+
+    func say(_ lines: [String]) {
+        let text: String
+        switch self.format {
+        case .text:
+            text = lines.map { $0 + "\n" }.joined()
+        case .json:
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            var parts = tm()
+            gmtime_r(&now.tv_sec, &parts)
+            let time = String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
+                parts.tm_min, parts.tm_sec, Int32(now.tv_nsec / 1_000_000)
+            )
+            text = lines.map { JSONObject(["time": .string(time), "level": .string("info"), "msg": .string($0)]).serialized + "\n" }.joined()
+        }
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
+
+/// Why a listener could not be opened, in words: the usual errno cases plainly, anything else as
+/// it came (TLS files that do not load say so themselves).
+func describeListenError(_ error: any Error) -> String {
+    guard let error = error as? IOError else { return "\(error)" }
+    switch error.errnoCode {
+    case EADDRINUSE: return "the address is already in use (another process listens there)"
+    case EACCES: return "permission denied (ports below 1024 need privileges)"
+    case EADDRNOTAVAIL: return "no interface of this machine has that address"
+    default: return "\(error)"
     }
 }

@@ -11,20 +11,30 @@ import Darwin
 /// Where access-log lines go: a serial queue off the event loops does the writing, so a request
 /// never waits on a file or a pipe.
 public final class AccessLogSink: Sendable {
+    /// How a line looks: one JSON object, or `key=value` text for a person at a terminal.
+    public enum Format: Sendable {
+        case json
+        case text
+    }
+
+    public let format: Format
     private let queue = DispatchQueue(label: "gatehouse.access-log")
     private let write: @Sendable ([UInt8]) -> Void
 
     /// Lines to standard output.
-    public static let standardOutput = AccessLogSink { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-            guard written > 0 else { return }
-            offset += written
+    public static func standardOutput(format: Format) -> AccessLogSink {
+        AccessLogSink(format: format) { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+                guard written > 0 else { return }
+                offset += written
+            }
         }
     }
 
-    public init(write: @escaping @Sendable ([UInt8]) -> Void) {
+    public init(format: Format = .json, write: @escaping @Sendable ([UInt8]) -> Void) {
+        self.format = format
         self.write = write
     }
 
@@ -54,7 +64,7 @@ final class LoopAccessLog {
         self.sink = sink
         self.eventLoop = eventLoop
         self.buffer.reserveCapacity(64 * 1024)
-        self.logger = Logger(label: "gatehouse.access") { _ in JSONLineHandler(log: self) }
+        self.logger = Logger(label: "gatehouse.access") { _ in LineHandler(log: self, format: sink.format) }
         self.scheduleFlush()
     }
 
@@ -85,13 +95,15 @@ final class LoopAccessLog {
 @available(*, unavailable)
 extension LoopAccessLog: Sendable {}
 
-/// Formats a log record as one JSON line: `time`, `level`, `msg`, then the metadata in key order.
-/// Values that are `stringConvertible` numbers print as JSON numbers, strings as strings.
+/// Formats a log record as one line: JSON (`time`, `level`, `msg`, then the metadata in key order;
+/// `stringConvertible` numbers as JSON numbers, strings as strings), or text for a terminal
+/// (`time msg key=value …`, values with spaces or quotes quoted).
 ///
 /// `@unchecked Sendable`: swift-log requires it, but each instance belongs to one event loop's
 /// `LoopAccessLog` and is only called from that loop.
-struct JSONLineHandler: LogHandler, @unchecked Sendable {
+struct LineHandler: LogHandler, @unchecked Sendable {
     unowned let log: LoopAccessLog
+    let format: AccessLogSink.Format
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .info
 
@@ -101,10 +113,14 @@ struct JSONLineHandler: LogHandler, @unchecked Sendable {
     }
 
     func log(event: LogEvent) {
-        var line = "{\"time\":\"" + self.timestamp() + "\",\"level\":\"" + event.level.rawValue + "\",\"msg\":"
-        Self.appendString(event.message.description, to: &line)
         // The access log passes all its fields per call: merge only when the handler has its own.
         let merged = self.metadata.isEmpty ? event.metadata ?? [:] : self.metadata.merging(event.metadata ?? [:]) { $1 }
+        if self.format == .text {
+            self.log.append(Array(Self.textLine(time: self.timestamp(), message: event.message.description, merged).utf8))
+            return
+        }
+        var line = "{\"time\":\"" + self.timestamp() + "\",\"level\":\"" + event.level.rawValue + "\",\"msg\":"
+        Self.appendString(event.message.description, to: &line)
         for key in merged.keys.sorted() {
             line += ","
             Self.appendString(key, to: &line)
@@ -117,6 +133,17 @@ struct JSONLineHandler: LogHandler, @unchecked Sendable {
         }
         line += "}\n"
         self.log.append(Array(line.utf8))
+    }
+
+    /// `time msg key=value …`: what a person reads at a terminal.
+    static func textLine(time: String, message: String, _ metadata: Logger.Metadata) -> String {
+        var line = time + " " + message
+        for key in metadata.keys.sorted() {
+            let value = "\(metadata[key]!)"
+            let plain = !value.isEmpty && value.utf8.allSatisfy { $0 > 0x20 && $0 != 0x22 && $0 != 0x7F }
+            line += " " + key + "=" + (plain ? value : "\"" + value.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\\\"") + "\"")
+        }
+        return line + "\n"
     }
 
     /// A JSON string; values needing no escape (the usual case) are copied whole.
