@@ -166,7 +166,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseCommandsTests",
-            dependencies: ["GatehouseCommands", "GatehouseJOSE", "GatehouseCrypto", "GatehouseTestSupport"],
+            dependencies: [
+                "GatehouseCommands", "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],
