@@ -23,6 +23,10 @@ struct ConfigCommand: AsyncParsableCommand {
             let config: GatewayConfig
             do {
                 config = try GatewayConfig.load(path: path)
+                for (file, location) in config.fileReferences.sorted(by: { ($0.value.line ?? 0) < ($1.value.line ?? 0) })
+                where !FileManager.default.isReadableFile(atPath: file) {
+                    throw ConfigError(file: location.file, line: location.line, key: location.key, message: "cannot read \(file)")
+                }
                 for provider in config.verify.providers {
                     if case .jwksURL = provider.keys { continue }
                     _ = try provider.makeVerifier(issuerConfig: config.issuer, maxTokenBytes: config.verify.maxTokenBytes)

@@ -86,7 +86,7 @@ extension GatewayConfig {
             headerTimeout: try top.duration("header_timeout", default: .seconds(10)),
             idleTimeout: try top.duration("idle_timeout", default: .seconds(60)),
             trustedProxies: trustedProxies, logFormat: logFormat, accessLog: try top.bool("access_log", default: true),
-            tls: tls, issuer: issuer, verify: verify, routes: routes
+            tls: tls, issuer: issuer, verify: verify, routes: routes, fileReferences: top.fileReferences.locations
         )
         try top.finish()
         return config
@@ -108,7 +108,9 @@ extension GatewayConfig {
             throw signing.error(at: signing.mapping["alg"], "alg", "\"\(algorithmText)\" is not an asymmetric JWS algorithm (RS*, PS*, ES*, EdDSA)")
         }
         let keyFile = resolve(try signing.requiredString("key_file"))
+        signing.noteFile("key_file", keyFile)
         let previous = (try signing.strings("previous_key_files") ?? []).map(resolve)
+        for path in previous { signing.noteFile("previous_key_files", path) }
         try signing.finish()
 
         var limit = try section.section("login_limit")
@@ -268,9 +270,13 @@ extension GatewayConfig {
             }
             return .jwksURL(url, caFile: caFile)
         case "jwks_file":
-            return .jwksFile(resolve(try source.requiredString("jwks_file")))
+            let path = resolve(try source.requiredString("jwks_file"))
+            source.noteFile("jwks_file", path)
+            return .jwksFile(path)
         case "public_key_file":
-            return .publicKeyFile(path: resolve(try source.requiredString("public_key_file")), keyID: try source.string("kid"))
+            let path = resolve(try source.requiredString("public_key_file"))
+            source.noteFile("public_key_file", path)
+            return .publicKeyFile(path: path, keyID: try source.string("kid"))
         default:
             let secret = try source.requiredString("secret")
             guard secret.utf8.count >= 32 else { throw source.error(at: source.mapping["secret"], "secret", "HMAC secrets need at least 32 bytes") }

@@ -10,14 +10,20 @@ struct Section {
     let mapping: Node.Mapping
     let line: Int?
     let environment: [String: String]
+    /// Where each file the configuration names was named (shared by every section of one file).
+    let fileReferences: FileReferences
     private var read: Set<String> = []
 
-    init(file: String, path: String, mapping: Node.Mapping, line: Int?, environment: [String: String]) throws(ConfigError) {
+    init(
+        file: String, path: String, mapping: Node.Mapping, line: Int?, environment: [String: String],
+        fileReferences: FileReferences = FileReferences()
+    ) throws(ConfigError) {
         self.file = file
         self.path = path
         self.mapping = mapping
         self.line = line
         self.environment = environment
+        self.fileReferences = fileReferences
         // Yams refuses duplicate keys while composing.
         for (key, _) in mapping where key.string == nil { throw self.error(at: key, "", "keys must be strings") }
     }
@@ -103,7 +109,15 @@ struct Section {
     mutating func section(_ key: String) throws(ConfigError) -> Section? {
         guard let node = self.node(key), node.tag != Tag(.null) else { return nil }
         guard case .mapping(let mapping) = node else { throw self.error(at: node, key, "must be a mapping of keys") }
-        return try Section(file: self.file, path: self.keyPath(key), mapping: mapping, line: node.mark?.line, environment: self.environment)
+        return try Section(
+            file: self.file, path: self.keyPath(key), mapping: mapping, line: node.mark?.line, environment: self.environment,
+            fileReferences: self.fileReferences
+        )
+    }
+
+    /// Notes that `key` names the file at `absolutePath` (for `config check`'s messages).
+    func noteFile(_ key: String, _ absolutePath: String) {
+        self.fileReferences.add(absolutePath, ConfigError(file: self.file, line: self.mapping[key]?.mark?.line ?? self.line, key: self.keyPath(key), message: ""))
     }
 
     /// Whether the key is present at all.
@@ -123,7 +137,7 @@ struct Section {
             }
             sections.append(try Section(
                 file: self.file, path: "\(self.keyPath(key))[\(index)]", mapping: mapping, line: element.mark?.line,
-                environment: self.environment
+                environment: self.environment, fileReferences: self.fileReferences
             ))
         }
         return sections
@@ -150,5 +164,15 @@ struct Section {
             rest = rest[rest.index(after: end)...]
         }
         return output + rest
+    }
+}
+
+/// The files a configuration names (key files, JWKS files), each with the key and line naming it.
+final class FileReferences: @unchecked Sendable {
+    // Unchecked: filled while one file is parsed, on one thread, then only read.
+    private(set) var locations: [String: ConfigError] = [:]
+
+    func add(_ path: String, _ location: ConfigError) {
+        if self.locations[path] == nil { self.locations[path] = location }
     }
 }

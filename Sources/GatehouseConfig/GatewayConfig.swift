@@ -82,6 +82,9 @@ public struct GatewayConfig: Sendable {
     public var issuer: IssuerConfig?
     public var verify: VerifyConfig
     public var routes: [RouteConfig]
+    /// The key and JWKS files named, by absolute path, each with the key and line that names it
+    /// (`message` empty), so that a file that cannot be read is reported where it was named.
+    public var fileReferences: [String: ConfigError] = [:]
 }
 
 /// A certificate chain and its private key, as PEM files (absolute paths).
