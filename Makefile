@@ -9,7 +9,7 @@ SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
 TEST_PACKAGES := postgresql-15 curl openssl nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps test-deps install check-swift sanitize bench-jose clean
+.PHONY: run test build deps test-deps install check-swift sanitize fuzz bench-jose clean
 
 # ./gateway.conf when there is one, else the development setup (state in ./.gatehouse/).
 run: deps build
@@ -51,10 +51,29 @@ sanitize: deps check-swift
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan --filter 'GatehouseCryptoTests|GatehouseJOSETests|GatehousePasswordTests|GatehouseStoreTests'
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter 'GatehouseCryptoTests|RobustnessTests'
 
+# libFuzzer (with AddressSanitizer) over the JWS verifier and JSON reader, the configuration parser
+# and the gateway's request-head handling, FUZZ_SECONDS each. New inputs collect in
+# .build-fuzz/corpus/; a crash stops with its input in .build-fuzz/artifacts/ — fix it and copy the
+# input to Fuzz/regressions/<harness>-<name>, which `make test` replays from then on.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES := jose config head
+fuzz: deps check-swift
+	$(foreach harness,$(FUZZ_HARNESSES),$(SWIFT) build -c release --product fuzz-$(harness) --scratch-path .build-fuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING &&) true
+	@mkdir -p .build-fuzz/artifacts
+	@for harness in $(FUZZ_HARNESSES); do \
+		mkdir -p .build-fuzz/corpus/$$harness; \
+		echo "fuzzing $$harness for $(FUZZ_SECONDS) s"; \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions .build-fuzz/release/fuzz-$$harness -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=.build-fuzz/artifacts/$$harness- .build-fuzz/corpus/$$harness Fuzz/corpus/$$harness \
+			2>.build-fuzz/$$harness.log || { tail -40 .build-fuzz/$$harness.log; exit 1; }; \
+		grep -E "^stat::number_of_executed_units|^stat::new_units_added" .build-fuzz/$$harness.log | sed "s/^/  $$harness /"; \
+	done
+
 # Verifier vs bare libcrypto, release build, pinned to one core (see bench/README.md).
 bench-jose: deps check-swift
 	$(SWIFT) build -c release --product gatehouse-bench-jose
 	taskset -c 1 .build/release/gatehouse-bench-jose 15
 
 clean:
-	rm -rf .build .build-asan .build-tsan
+	rm -rf .build .build-asan .build-tsan .build-fuzz

@@ -106,6 +106,21 @@ let package = Package(
         ),
         .executableTarget(name: "gatehouse", dependencies: ["GatehouseCommands"]),
 
+        // What the fuzzers feed bytes to; the fuzz-* executables wrap it for libFuzzer (`make fuzz`
+        // builds them with -sanitize=fuzzer -DFUZZING), GatehouseFuzzTests replays the corpus and
+        // every crash through it.
+        .target(
+            name: "GatehouseFuzzHarness",
+            dependencies: [
+                "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseGateway",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "fuzz-jose", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/jose"),
+        .executableTarget(name: "fuzz-config", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/config"),
+        .executableTarget(name: "fuzz-head", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/head"),
+
         // Benchmarks: run release-built, never as timed tests.
         // It calls libcrypto itself for the bare-primitive baseline it compares the verifier with.
         .executableTarget(
@@ -141,6 +156,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "GatehouseCryptoTests", dependencies: ["GatehouseCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "GatehouseFuzzTests", dependencies: ["GatehouseFuzzHarness"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatehouseJOSETests",
             dependencies: ["GatehouseJOSE", "GatehouseCrypto"],

@@ -38,8 +38,10 @@ public struct ProviderSet: Sendable {
     /// The unverified `iss` of a compact JWS, used for nothing but choosing the verifier.
     static func peekIssuer(_ token: String) -> String? {
         let parts = token.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
+        // The bytes are parsed inside withUnsafeBytes: the pointer is valid only there (the fuzzer
+        // found the array freed under a parse that had been handed an escaped pointer).
         guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
-            let claims = try? JSONReader.parse(payload.withUnsafeBytes { UnsafeRawBufferPointer($0) })
+            let claims = payload.withUnsafeBytes({ try? JSONReader.parse($0) })
         else { return nil }
         return claims.objectValue?["iss"]?.stringValue
     }

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
+import GatehouseCrypto
+import GatehouseGateway
+import GatehouseJOSE
+import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the fuzzers (Fuzz/, `make fuzz`) and the corpus replay test feed arbitrary bytes to: the
+/// JWS verifier and the strict JSON reader, the configuration parser, and the gateway's handling
+/// of a request head. Each must answer every input with a verdict or an error, never a crash.
+public enum FuzzHarness {
+    /// A gateway's verifiers for HS256 and ES256 tokens, made once.
+    private static let verifiers: ProviderSet = {
+        let secret = Array("fuzzing-secret-0123456789abcdef0123".utf8)
+        let ec = try! EVPKey.generate(.ec(.p256))
+        let hmac = Verifier(
+            policy: VerificationPolicy(algorithms: [.hs256], issuer: "https://hs.test", audience: "api"),
+            keys: try! KeySet([ConfiguredKey(keyID: "h1", material: .secret(secret))], allowed: [.hs256])
+        )
+        let ecdsa = Verifier(
+            policy: VerificationPolicy(algorithms: [.es256], issuer: "https://es.test", audience: "api"),
+            keys: try! KeySet([ConfiguredKey(keyID: "e1", material: .asymmetric(ec))], allowed: [.es256])
+        )
+        return ProviderSet([hmac, ecdsa])
+    }()
+
+    private static let authorizer: RequestAuthorizer = {
+        let upstream = UpstreamURL("http://127.0.0.1:9")!
+        let routes = [
+            RouteConfig(prefix: "/", upstream: upstream, auth: .public),
+            RouteConfig(prefix: "/api/", upstream: upstream, auth: .required, allScopes: ["read"]),
+            RouteConfig(prefix: "/opt/", upstream: upstream, auth: .optional, allowPreflight: true),
+            RouteConfig(prefix: "/admin/", upstream: upstream, auth: .required, anyRole: ["admin"]),
+        ]
+        return RequestAuthorizer(routes: RouteTable(routes), providers: Self.verifiers, cookie: "access_token")
+    }()
+
+    /// The bytes as a compact JWS through both verifiers, and as a JSON document.
+    public static func jose(_ bytes: UnsafeRawBufferPointer) {
+        _ = try? Self.verifiers.verify(String(decoding: bytes, as: UTF8.self), now: 1_800_000_000)
+        _ = try? JSONReader.parse(bytes)
+        _ = Base64URL.decode(String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+        }
+    }
+
+    /// The bytes as a gateway.conf.
+    public static func config(_ bytes: UnsafeRawBufferPointer) {
+        _ = try? GatewayConfig.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.conf", baseDirectory: "/nonexistent")
+    }
+
+    /// The bytes as a request head — a method, a target, then `name: value` lines — through the
+    /// per-request decision (path normalisation, routing, credentials, verification, identity) and
+    /// the header rewriting of a forwarded request.
+    public static func head(_ bytes: UnsafeRawBufferPointer) {
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        guard let first = lines.first else { return }
+        let requestLine = first.split(separator: " ", maxSplits: 1)
+        let method = HTTPMethod(rawValue: String(requestLine.first ?? "GET"))
+        let target = requestLine.count > 1 ? String(requestLine[1]) : "/"
+        var headers = HTTPHeaders()
+        for line in lines.dropFirst() {
+            // Only heads NIO's decoder would hand over: it refuses a request whose header name is
+            // not a token (RFC 9110 §5.6.2) before the gateway sees it.
+            guard let colon = line.firstIndex(of: ":"), !line[..<colon].isEmpty, line[..<colon].utf8.allSatisfy(Self.isTokenByte) else { continue }
+            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
+        }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
+        guard case .forward(let route, _, let identity) = Self.authorizer.decide(head, now: 1_800_000_000) else { return }
+        var rewritten = headers
+        HeaderRewriter.rewriteRequest(
+            &rewritten, identity: identity,
+            context: ForwardingContext(clientAddress: "192.0.2.1", scheme: "http", upstreamAuthority: "127.0.0.1:9",
+                                       preserveHost: route.preserveHost, forwardToken: route.forwardToken),
+            requestID: "fuzz"
+        )
+    }
+}
+
+/// Runs each file at `paths` through `harness` (a fuzzer binary built without libFuzzer).
+public func replay(_ paths: some Sequence<String>, through harness: (UnsafeRawBufferPointer) -> Void) {
+    for path in paths {
+        guard let file = fopen(path, "rb") else { continue }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while case let count = fread(&chunk, 1, chunk.count, file), count > 0 { bytes += chunk[..<count] }
+        fclose(file)
+        bytes.withUnsafeBytes { harness($0) }
+    }
+}
