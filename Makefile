@@ -19,10 +19,12 @@ run: deps build
 # check timeouts, and on two cores parallel tests starve each other's threads (a timing test then
 # fails for want of a thread, not for a bug); suites that measure whole processes (the streaming
 # tests' RSS, the login flood's p99, revocation latency across five processes) need the machine
-# to themselves anyway. Serial costs about 15 s more than parallel here.
+# to themselves anyway. Serial costs about 15 s more than parallel here. Then each fuzzer runs for
+# 10 s (`make fuzz` runs them longer).
 test: deps test-deps build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 build: check-swift
 	$(SWIFT) build
