@@ -62,3 +62,54 @@ struct LoginFloodTests {
         }
     }
 }
+
+/// 200 logins at once with OWASP's Argon2 parameters (19 MiB each): the bounded pool hashes as many
+/// as there are cores, `hash_queue` more wait, the rest get 503 at once — memory stays bounded and
+/// the event loops keep answering.
+@Suite("Argon2 pressure", .serialized)
+struct Argon2PressureTests {
+    static func residentMiB() -> Double {
+        let fields = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8))?.split(separator: " ") ?? []
+        return Double(fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+    }
+
+    @Test("200 concurrent logins: each 200 or 503, memory bounded by the pool, JWKS answered meanwhile")
+    func twoHundredLogins() async throws {
+        var options = Harness.Options()
+        options.argon2 = "{ memory_kib: 19456, iterations: 2, parallelism: 1 }"
+        try await Harness.with(.sqlite, options: options) { harness in
+            let port = harness.port
+            _ = try harness.register("ann@example.com")
+            let before = Self.residentMiB()
+            let statuses = Collector<Int>()
+            let peak = Collector<Double>()
+            let jwks = Collector<Double>()
+            let flood = Thread {
+                concurrently(200) { _ in
+                    let body = Array(#"{"email":"ann@example.com","password":"correct horse battery"}"#.utf8)
+                    let response = try? RawHTTPClient.request(port: port, "POST", "/auth/login", headers: [("Content-Type", "application/json")], body: body)
+                    statuses.append(response?.status ?? 0)
+                }
+            }
+            flood.start()
+            // Meanwhile: JWKS latency and the process's memory, every 20 ms.
+            while statuses.values.count < 200 {
+                let started = DispatchTime.now().uptimeNanoseconds
+                #expect(try harness.get("/.well-known/jwks.json").status == 200)
+                jwks.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+                peak.append(Self.residentMiB())
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let counts = Dictionary(grouping: statuses.values, by: { $0 }).mapValues(\.count)
+            let growth = (peak.values.max() ?? before) - before
+            let latencies = jwks.values.sorted()
+            let p99 = latencies[max(0, Int(Double(latencies.count) * 0.99) - 1)]
+            print("argon2 pressure: 200 concurrent logins → \(counts.sorted { $0.key < $1.key }); RSS +\(Int(growth)) MiB at most; JWKS p99 \(p99) ms over \(latencies.count) requests")
+            #expect(Set(counts.keys).isSubset(of: [200, 503]))
+            #expect((counts[200] ?? 0) >= 2 && (counts[503] ?? 0) > 0, "some hashed, the overflow refused at once")
+            // Two hashing threads at 19 MiB each, plus the queue's passwords: far from 200 × 19 MiB.
+            #expect(growth < 200, "RSS grew \(growth) MiB")
+            #expect(p99 < 50, "JWKS p99 \(p99) ms")
+        }
+    }
+}
