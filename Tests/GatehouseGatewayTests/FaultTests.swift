@@ -56,10 +56,11 @@ struct FaultTests {
         let load = Load()
         load.run(threads: 4) { (try? RawHTTPClient.request(port: gatewayPort, "GET", "/orders").status) ?? -1 }
         try await Task.sleep(for: .milliseconds(700))
+        // From the moment the kill begins, requests may fail; not before.
+        let killed = Date()
         try await upstream?.close()
         upstream = nil
         for channel in accepted.withLock({ $0 }) { try? await channel.close() }
-        let killed = Date()
         try await Task.sleep(for: .milliseconds(1000))
         upstream = try await HTTPListener.bind(host: "127.0.0.1", port: port, group: group) { _ in EchoHandler() }
         let restarted = Date()
