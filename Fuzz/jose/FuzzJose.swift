@@ -9,23 +9,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 }
 
 #if FUZZING
-/// SwiftPM links an executable's `main` to `<module>_main`: hand the process to libFuzzer.
 @_cdecl("fuzz_jose_main")
-func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzzOne)
-}
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
+func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt { runLibFuzzer(argc, argv, fuzzOne) }
 #else
 /// Without libFuzzer: runs each file named on the command line through the harness once.
-@main
-struct Replay {
-    static func main() { replay(CommandLine.arguments.dropFirst(), through: FuzzHarness.jose) }
-}
+@main struct Replay { static func main() { replay(CommandLine.arguments.dropFirst(), through: FuzzHarness.jose) } }
 #endif

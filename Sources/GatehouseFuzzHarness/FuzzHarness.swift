@@ -96,3 +96,21 @@ public func replay(_ paths: some Sequence<String>, through harness: (UnsafeRawBu
         bytes.withUnsafeBytes { harness($0) }
     }
 }
+
+#if FUZZING
+/// Hands the process to libFuzzer, from an executable's `<module>_main` (SwiftPM points `main`
+/// there, so libFuzzer's own `main` is not used).
+public func runLibFuzzer(
+    _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv, callback)
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+#endif

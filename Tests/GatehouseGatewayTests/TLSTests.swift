@@ -37,17 +37,7 @@ struct TLSTests {
 
     /// curl's status and body for `url`, trusting `caFile`.
     static func curl(_ url: String, caFile: String) throws -> (status: Int, body: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-s", "--cacert", caFile, "-o", "-", "-w", "\n%{http_code}", url]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        let status = Int(text.split(separator: "\n").last ?? "") ?? 0
-        return (status, String(text.dropLast(String(status).count + 1)))
+        try Curl.run(["--cacert", caFile, url])
     }
 
     @Test("the listener terminates TLS; https upstreams are verified; mutual TLS with a client certificate")

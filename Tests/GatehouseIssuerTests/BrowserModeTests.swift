@@ -18,17 +18,7 @@ struct BrowserModeTests {
 
     /// Runs curl with a cookie jar; returns the status and the body.
     static func curl(_ jar: String, _ method: String, _ url: String, _ extra: [String] = []) throws -> (status: Int, body: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-s", "-b", jar, "-c", jar, "-X", method, "-o", "-", "-w", "\n%{http_code}", url] + extra
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        let status = Int(text.split(separator: "\n").last ?? "") ?? 0
-        return (status, String(text.dropLast(String(status).count + 1)))
+        try Curl.run(["-b", jar, "-c", jar, "-X", method, url] + extra)
     }
 
     static func accessToken(_ body: String) -> String? {
