@@ -5,7 +5,7 @@ SWIFT ?= swift
 # C libraries the package links (system-library targets) and the tools the build needs.
 SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
 # The tests start their own throwaway PostgreSQL server on 127.0.0.1 (never a mock); browser mode
-# is tested through curl's cookie jar.
+# and TLS are tested through curl, with certificates made by openssl; forward-auth behind nginx.
 TEST_PACKAGES := postgresql-15 curl openssl nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -19,12 +19,12 @@ run: deps build
 # check timeouts, and on two cores parallel tests starve each other's threads (a timing test then
 # fails for want of a thread, not for a bug); suites that measure whole processes (the streaming
 # tests' RSS, the login flood's p99, revocation latency across five processes) need the machine
-# to themselves anyway. Serial costs about 15 s more than parallel here. Then each fuzzer runs for
-# 10 s (`make fuzz` runs them longer).
+# to themselves anyway. Serial costs about 15 s more than parallel here. Each fuzzer runs for 10 s
+# first (`make fuzz` runs them longer), so that the test summary is the last line.
 test: deps test-deps build
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 build: check-swift
 	$(SWIFT) build
