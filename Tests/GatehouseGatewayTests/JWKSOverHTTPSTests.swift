@@ -20,7 +20,7 @@ struct JWKSOverHTTPSTests {
         let certificates = try TestCertificates(subjectAltName: "DNS:localhost")
         let tls = try NIOSSLContext(
             configuration: .makeServerConfiguration(
-                certificateChain: [.certificate(try NIOSSLCertificate(file: certificates.serverCertificateFile, format: .pem))],
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificateFile).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKeyFile, format: .pem))
             )
         )

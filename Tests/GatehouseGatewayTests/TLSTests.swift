@@ -16,7 +16,7 @@ struct TLSTests {
     /// `gatehouse echo` behind TLS; with `clientCA`, it demands a client certificate from that CA.
     static func tlsEcho(_ certificates: TestCertificates, clientCA: String?, group: any EventLoopGroup) async throws -> any Channel {
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(try NIOSSLCertificate(file: certificates.serverCertificateFile, format: .pem))],
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificateFile).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKeyFile, format: .pem))
         )
         if let clientCA {
