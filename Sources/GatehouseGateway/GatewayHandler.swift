@@ -239,7 +239,7 @@ final class GatewayHandler: ChannelInboundHandler {
             // A pooled connection completes at once; a new one takes a round trip, during which
             // the client's reads are held so that the body waits in the socket, not in memory.
             self.pool.acquire(
-                host: upstreamURL.host, port: upstreamURL.port, tls: self.state.upstreamTLS[route.prefix],
+                host: upstreamURL.host, port: upstreamURL.port, tls: upstreamURL.scheme == "https" ? self.state.upstreamTLS[route.prefix] : nil,
                 connectTimeout: .nanoseconds(Int64(route.connectTimeout.seconds * 1e9))
             )
                 .assumeIsolated()

@@ -54,12 +54,11 @@ public final class GatewayServer: Sendable {
     ) async throws -> GatewayServer {
         let routes = RouteTable(config.routes)
         let listenerTLS = try config.tls.map(TLSContexts.server)
-        var upstreamTLS: [String: NIOSSLContext] = [:]
-        for route in config.routes where route.upstream.scheme == "https" {
-            upstreamTLS[route.prefix] = try TLSContexts.client(
-                caFile: route.upstreamTLS?.caFile, certificate: route.upstreamTLS?.clientCertificate
-            )
-        }
+        let upstreamTLS = try Dictionary(
+            uniqueKeysWithValues: config.routes.filter { $0.upstream.scheme == "https" }.map { route in
+                (route.prefix, try TLSContexts.client(caFile: route.upstreamTLS?.caFile, certificate: route.upstreamTLS?.clientCertificate))
+            }
+        )
         let cookie = config.verify.cookie
         let csrf = CSRFCheck(allowedOrigins: config.issuer?.allowedOrigins ?? [])
         let loopList = Array(group.makeIterator())
@@ -110,12 +109,11 @@ public final class GatewayServer: Sendable {
         // One sweep per loop enforces every connection's timeouts (no timer per request), and
         // every 10 s drops revoked sessions whose tokens have all expired.
         let sweeps = loops.values.map { state in
-            var ticks = 0
-            return state.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+            state.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
                 let now = NIODeadline.now()
                 for handler in state.value.connections.values { handler.sweep(now: now) }
-                ticks += 1
-                if ticks % 100 == 0 { state.value.revoked?.prune(now: currentTime()) }
+                state.value.sweeps += 1
+                if state.value.sweeps % 100 == 0 { state.value.revoked?.prune(now: currentTime()) }
             }
         }
         let limits = ConnectionLimits(
@@ -245,6 +243,8 @@ final class LoopState {
     var connections: [ObjectIdentifier: GatewayHandler] = [:]
     /// Set once the server drains: connections close as soon as their exchange ends.
     var draining = false
+    /// Sweeps run so far (every 100th also prunes the revoked sessions).
+    var sweeps = 0
 
     init(
         authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-public import NIOCore
+import GatehouseConfig
+import NIOCore
 import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
@@ -36,7 +37,7 @@ public final class RevocationBoard: Sendable {
     let retention: Double
 
     public init(retention: Duration = .seconds(30)) {
-        self.retention = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
+        self.retention = retention.seconds
     }
 
     /// Adds ended sessions; every event loop has them within one task hop.
@@ -122,8 +123,6 @@ final class RevocationList {
         guard !self.entries.isEmpty else { return }
         self.entries = self.entries.filter { $0.value + self.retention > now }
     }
-
-    var count: Int { self.entries.count }
 }
 
 @available(*, unavailable)

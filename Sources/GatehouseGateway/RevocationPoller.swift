@@ -24,7 +24,7 @@ public final class RevocationPoller: @unchecked Sendable {
     public init(url: UpstreamURL, secret: String, interval: Duration, board: RevocationBoard, loop: any EventLoop) {
         self.url = url
         self.authorization = "Bearer " + secret
-        self.interval = .nanoseconds(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
+        self.interval = .nanoseconds(Int64(interval.seconds * 1e9))
         self.board = board
         self.feed = board.registerFeed()
         self.loop = loop
