@@ -59,7 +59,7 @@ public enum FuzzHarness {
 
     /// The bytes as a request head — a method, a target, then `name: value` lines — through the
     /// per-request decision (path normalisation, routing, credentials, verification, identity) and
-    /// the header rewriting of a forwarded request.
+    /// the header rewriting of a forwarded request, and as a response head through its rewriting.
     public static func head(_ bytes: UnsafeRawBufferPointer) {
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         guard let first = lines.first else { return }
@@ -73,6 +73,9 @@ public enum FuzzHarness {
             guard let colon = line.firstIndex(of: ":"), !line[..<colon].isEmpty, line[..<colon].utf8.allSatisfy(Self.isTokenByte) else { continue }
             headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
         }
+        // The same fields as an upstream's response head, as the client would get it.
+        var response = headers
+        HeaderRewriter.rewriteResponse(&response)
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
         guard case .forward(let route, _, let identity) = Self.authorizer.decide(head, now: 1_800_000_000) else { return }
         var rewritten = headers

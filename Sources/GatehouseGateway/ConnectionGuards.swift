@@ -34,47 +34,6 @@ public struct ConnectionLimits: Sendable {
     }
 }
 
-/// Answers a request the HTTP decoder refused — 431 for an oversized head, 400 for anything else
-/// (bad syntax, both Content-Length and Transfer-Encoding, conflicting lengths, bad chunk sizes) —
-/// in the gateway's JSON, then closes: after a framing error nothing on the connection can be
-/// trusted (request smuggling). Placed where NIO's own error handler would be.
-final class ProtocolErrorResponder: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    /// Whether a response head has gone out without its end: then an error can only close.
-    private var responseInFlight = false
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.fireErrorCaught(error)
-            return
-        }
-        if !self.responseInFlight {
-            let answer = parserError == .headerOverflow
-                ? GatewayError.headersTooLarge
-                : GatewayError.invalidRequest("the request is not valid HTTP/1.1 (\(parserError))")
-            var body = context.channel.allocator.buffer(capacity: 128)
-            body.writeString(answer.body)
-            context.write(self.wrapOutboundOut(.head(answer.head(keepAlive: false))), promise: nil)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        }
-        context.close(promise: nil)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch self.unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200: self.responseInFlight = true
-        case .end: self.responseInFlight = false
-        default: break
-        }
-        context.write(data, promise: promise)
-    }
-}
-
 /// Closes connections that take too long to send a request head (slowloris: `header_timeout`
 /// from the head's first byte) or sit idle between requests (`idle_timeout`). It sees raw bytes,
 /// so it stands before the HTTP decoder; the gateway tells it when a head is complete. It keeps a

@@ -14,11 +14,13 @@ import Darwin
 /// itself or forwards it on a pooled upstream connection of the same event loop, streaming bodies
 /// both ways with back-pressure (a side that cannot write stops the other side's reads).
 ///
-/// Confined to its channel's event loop; `HTTPServerPipelineHandler` in front of it guarantees one
-/// request at a time.
+/// Both sockets carry bytes: responses and upstream requests are serialised here (`HTTPWire`), with
+/// no NIO encoder, validator or pipelining handler on the way; requests pipelined behind the one in
+/// flight wait in `pipelined`, with the client's reads paused, and run in order once it ends.
+/// Confined to its channel's event loop.
 final class GatewayHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
 
     private enum Phase {
         /// Waiting for a request head.
@@ -45,7 +47,9 @@ final class GatewayHandler: ChannelInboundHandler {
     /// What the access-log line of the current exchange says.
     private var requestID = ""
     private var method = HTTPMethod.GET
-    private var logPath = ""
+    private var version = HTTPVersion.http1_1
+    /// The request target; the log shows its path only (a query may carry secrets).
+    private var target = ""
     private var status = 0
     private var upstreamSeconds: Double?
     private var userID: String?
@@ -57,13 +61,21 @@ final class GatewayHandler: ChannelInboundHandler {
     private var clientKeepAlive = true
     private var requestComplete = false
     private var held: [HTTPServerRequestPart] = []
+    /// Parts of requests that arrived while an earlier one was in flight (HTTP/1.1 pipelining).
+    private var pipelined: [HTTPServerRequestPart] = []
+    /// How the current response's body goes to the client, and the request's to the upstream.
+    private var responseBody = BodyWriter(framing: .none)
+    private var requestBody = BodyWriter(framing: .none)
     private var upstream: UpstreamConnection?
     private var responseStarted = false
     private var upstreamReusable = false
     /// When the current exchange's upstream must have answered by (the per-loop sweep checks it).
     private var responseDeadline: NIODeadline?
-    private var upstreamHead: HTTPRequestHead?
-    /// Whether the client's reads are paused (waiting for an upstream, or the upstream is full).
+    /// The request for the upstream, serialised, until a connection takes it.
+    private var upstreamRequest: ByteBuffer?
+    /// Whether the exchange wants the client's reads on (off while waiting for an upstream, or
+    /// while the upstream is full), and whether they are paused (also while requests are pipelined).
+    private var clientReadsWanted = true
     private var clientReadsPaused = false
     /// The request being read for the local endpoints.
     private var localRequest: LocalRequest?
@@ -85,9 +97,23 @@ final class GatewayHandler: ChannelInboundHandler {
 
     /// The exchange is over: wait for the next request head. (When the server drains, `drain()`
     /// turned keep-alive off, so the response just finished closes the connection once flushed.)
+    /// Pipelined requests run once the caller has written the end of this response.
     private func enterIdle(context: ChannelHandlerContext) {
         self.phase = .idle
         if !self.state.draining { self.headTimeout?.waitForHead() }
+        if !self.pipelined.isEmpty {
+            context.eventLoop.assumeIsolated().execute { self.runPipelined(context: context) }
+        }
+    }
+
+    /// Hands the held parts over in order, up to a request that must wait for the one in flight.
+    private func runPipelined(context: ChannelHandlerContext) {
+        while self.context != nil, let part = self.pipelined.first {
+            if case .head = part, self.phase != .idle { break }
+            self.pipelined.removeFirst()
+            self.handle(part, context: context)
+        }
+        self.applyClientReads(context: context)
     }
 
     /// The server is draining: close now if idle, else once the exchange in flight ends (its
@@ -115,6 +141,17 @@ final class GatewayHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
+        if case .head = part, self.phase != .idle {
+            self.pipelined.append(part)
+            self.applyClientReads(context: context)
+        } else if !self.pipelined.isEmpty {
+            self.pipelined.append(part)
+        } else {
+            self.handle(part, context: context)
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (self.phase, part) {
         case (.idle, .head(let head)):
             self.begin(head, context: context)
@@ -127,10 +164,13 @@ final class GatewayHandler: ChannelInboundHandler {
             if case .end = part { self.requestComplete = true }
             self.held.append(part)
         case (.forwarding, .body(let buffer)):
-            self.upstream?.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            if let upstream = self.upstream { self.requestBody.write(buffer, to: upstream.writer) }
         case (.forwarding, .end(let trailers)):
             self.requestComplete = true
-            self.upstream?.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+            if let upstream = self.upstream {
+                self.requestBody.end(trailers: trailers, to: upstream.writer)
+                upstream.writer.flush()
+            }
         case (.readingLocal, .body(var buffer)):
             self.readLocalBody(&buffer, context: context)
         case (.readingLocal, .end):
@@ -139,13 +179,13 @@ final class GatewayHandler: ChannelInboundHandler {
         case (.awaitingLocal, _):
             context.close(promise: nil)
         case (_, .head), (.idle, _):
-            // The pipeline handler delivers one request at a time; anything else is a broken peer.
+            // Heads wait in `pipelined` while an exchange runs; anything else is a broken peer.
             context.close(promise: nil)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if self.phase == .forwarding { self.upstream?.channel.flush() }
+        if self.phase == .forwarding { self.upstream?.writer.flush() }
         context.fireChannelReadComplete()
     }
 
@@ -155,8 +195,16 @@ final class GatewayHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Pauses or resumes reading the client; a change of state only, since each costs an epoll_ctl.
+    /// Pauses or resumes reading the client for the exchange.
     private func setClientReads(_ on: Bool, context: ChannelHandlerContext) {
+        self.clientReadsWanted = on
+        self.applyClientReads(context: context)
+    }
+
+    /// Reads are on when the exchange wants them and no pipelined request waits; a change of state
+    /// only, since each costs an epoll_ctl.
+    private func applyClientReads(context: ChannelHandlerContext) {
+        let on = self.clientReadsWanted && self.pipelined.isEmpty
         guard self.clientReadsPaused == on else { return }
         self.clientReadsPaused = !on
         context.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
@@ -164,32 +212,72 @@ final class GatewayHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.state.connections[ObjectIdentifier(self)] = nil
+        self.dropUpstream()
+        self.pipelined.removeAll()
+        context.fireChannelInactive()
+    }
+
+    /// The decoder refused the request — 431 for an oversized head, 400 for anything else (bad
+    /// syntax, both Content-Length and Transfer-Encoding, conflicting lengths, bad chunk sizes) —
+    /// answered in the gateway's JSON unless a response is already under way, then the connection
+    /// closes: after a framing error nothing on it can be trusted (request smuggling).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Bytes after a request that asked to close: that request is answered and the connection
+        // then closes; the decoder reads no further, so the extra bytes are never taken as requests.
+        if let parserError = error as? HTTPParserError, parserError == .closedConnection { return }
+        let mayAnswer: Bool
+        switch self.phase {
+        case .idle, .connecting, .readingLocal: mayAnswer = true
+        case .forwarding: mayAnswer = !self.responseStarted
+        case .answered, .awaitingLocal: mayAnswer = false
+        }
+        guard let parserError = error as? HTTPParserError, mayAnswer else {
+            context.close(promise: nil)
+            return
+        }
+        if self.phase == .idle { self.resetExchange(method: .GET, version: .http1_1, requestID: HeaderRewriter.makeRequestID()) }
+        self.dropUpstream()
+        self.held.removeAll()
+        self.pipelined.removeAll()
+        self.localRequest = nil
+        self.clientKeepAlive = false
+        self.phase = .answered
+        let answer = parserError == .headerOverflow
+            ? GatewayError.headersTooLarge
+            : GatewayError.invalidRequest("the request is not valid HTTP/1.1 (\(parserError))")
+        self.failure = answer.code
+        self.answer(answer, context: context)
+    }
+
+    /// Forgets the upstream connection of an exchange cut short: its state is unknown, so it closes.
+    private func dropUpstream() {
         self.responseDeadline = nil
-        // An exchange cut short leaves the upstream connection in an unknown state: never reuse it.
         if let upstream = self.upstream {
             upstream.handler.delegate = nil
             upstream.channel.close(promise: nil)
             self.upstream = nil
         }
-        context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-
-    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        self.headTimeout?.headReceived()
-        self.clientKeepAlive = head.isKeepAlive
-        self.requestID = HeaderRewriter.requestID(of: head.headers)
-        self.method = head.method
-        // The path without the query: a query may carry secrets.
-        self.logPath = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+    /// The access-log fields of a new exchange.
+    private func resetExchange(method: HTTPMethod, version: HTTPVersion, requestID: String) {
+        self.method = method
+        self.version = version
+        self.requestID = requestID
+        self.target = ""
+        self.routeLabel = "none"
         self.upstreamSeconds = nil
         self.userID = nil
         self.failure = nil
         self.requestComplete = false
         self.responseStarted = false
+    }
+
+    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.headTimeout?.headReceived()
+        self.clientKeepAlive = head.isKeepAlive
+        self.resetExchange(method: head.method, version: head.version, requestID: HeaderRewriter.requestID(of: head.headers))
+        self.target = head.uri
         switch self.state.authorizer.decide(head, now: currentTime(), cache: self.cache, revoked: self.state.revoked) {
         case .respond(let error, let route):
             self.routeLabel = route ?? "none"
@@ -213,12 +301,11 @@ final class GatewayHandler: ChannelInboundHandler {
             if !self.clientKeepAlive { headers.add(name: "Connection", value: "close") }
             self.status = 200
             self.metrics.countRequest(route: self.routeLabel, status: 200)
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            self.writeHead(.ok, headers: headers, context: context)
             self.finishResponse(context: context)
         case .forward(let route, let path, let identity):
             self.routeLabel = route.prefix
             self.userID = identity?.userID
-            var headers = head.headers
             let upstreamURL = route.upstream
             let defaultPort = upstreamURL.scheme == "https" ? 443 : 80
             let authority = upstreamURL.port == defaultPort ? upstreamURL.host : "\(upstreamURL.host):\(upstreamURL.port)"
@@ -226,14 +313,13 @@ final class GatewayHandler: ChannelInboundHandler {
                 clientAddress: context.channel.remoteAddress?.ipAddress ?? "unknown", scheme: self.scheme,
                 upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken
             )
-            HeaderRewriter.rewriteRequest(&headers, identity: identity, context: forwarding, requestID: self.requestID)
-            // The gateway answers `Expect: 100-continue` itself once the request is admitted.
-            if headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                headers.remove(name: "expect")
-                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-            }
             let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
-            self.upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+            var request = HeadWriter(method: head.method, target: target, allocator: context.channel.allocator)
+            let facts = HeaderRewriter.writeRequestFields(of: head.headers, identity: identity, context: forwarding, requestID: self.requestID, to: &request)
+            self.upstreamRequest = request.finish()
+            self.requestBody.framing = facts.body
+            // The gateway answers `Expect: 100-continue` itself once the request is admitted.
+            if facts.expectsContinue { self.writeContinue(context: context) }
             self.phase = .connecting
             self.responseDeadline = .now() + .nanoseconds(Int64(route.timeout.seconds * 1e9))
             // A pooled connection completes at once; a new one takes a round trip, during which
@@ -254,7 +340,7 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     private func attach(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
-        guard self.phase == .connecting, context.channel.isActive, let head = self.upstreamHead else {
+        guard self.phase == .connecting, context.channel.isActive, let request = self.upstreamRequest else {
             // The client left, or the exchange already ended (timeout) while connecting.
             if connection.channel.isActive { self.pool.release(connection) }
             return
@@ -262,17 +348,18 @@ final class GatewayHandler: ChannelInboundHandler {
         self.upstream = connection
         self.upstreamReusable = false
         self.forwardedAt = .now()
+        self.upstreamRequest = nil
         connection.handler.delegate = self
-        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        connection.writeHead(request, method: self.method)
         for part in self.held {
             switch part {
-            case .body(let buffer): connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-            case .end(let trailers): connection.channel.write(HTTPClientRequestPart.end(trailers), promise: nil)
+            case .body(let buffer): self.requestBody.write(buffer, to: connection.writer)
+            case .end(let trailers): self.requestBody.end(trailers: trailers, to: connection.writer)
             case .head: break
             }
         }
         self.held.removeAll()
-        connection.channel.flush()
+        connection.writer.flush()
         self.phase = .forwarding
         connection.setReads(context.channel.isWritable)
         self.setClientReads(self.requestComplete || connection.channel.isWritable, context: context)
@@ -290,12 +377,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// The upstream failed before answering: 502 or 504, and the connection is not reused.
     private func failBeforeResponse(_ error: GatewayError, context: ChannelHandlerContext) {
         guard self.phase == .connecting || self.phase == .forwarding, !self.responseStarted else { return }
-        self.responseDeadline = nil
-        if let upstream = self.upstream {
-            upstream.handler.delegate = nil
-            upstream.channel.close(promise: nil)
-            self.upstream = nil
-        }
+        self.dropUpstream()
         self.failure = error.code
         self.held.removeAll()
         if self.requestComplete { self.enterIdle(context: context) } else { self.phase = .answered }
@@ -307,21 +389,43 @@ final class GatewayHandler: ChannelInboundHandler {
     private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
         self.status = Int(error.status.code)
         self.metrics.countRequest(route: self.routeLabel, status: self.status)
+        self.writeHead(error.status, headers: error.head(keepAlive: self.clientKeepAlive).headers, context: context)
         var body = context.channel.allocator.buffer(capacity: 128)
         body.writeString(error.body)
-        context.write(self.wrapOutboundOut(.head(error.head(keepAlive: self.clientKeepAlive))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        self.responseBody.write(body, to: context)
         self.finishResponse(context: context)
+    }
+
+    /// Writes a response head with a `Content-Length` among `headers`: the body goes as is, or not
+    /// at all when the request was HEAD.
+    private func writeHead(_ status: HTTPResponseStatus, headers: HTTPHeaders, context: ChannelHandlerContext) {
+        var headers = headers
+        if self.clientKeepAlive && self.isHTTP10 { headers.add(name: "Connection", value: "keep-alive") }
+        self.responseBody.framing = HTTPWire.responseHasBody(status: Int(status.code), requestMethod: self.method) ? .raw : .none
+        context.write(self.wrapOutboundOut(HTTPWire.responseHead(status, headers: headers, allocator: context.channel.allocator)), promise: nil)
+    }
+
+    /// An HTTP/1.0 client: keep-alive only when both sides say so, no chunked bodies.
+    private var isHTTP10: Bool { self.version.major == 1 && self.version.minor == 0 }
+
+    /// `100 Continue`: the client may send the body.
+    private func writeContinue(context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 25)
+        buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+        context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
     }
 
     /// Ends the response; closes the connection when the client did not ask for keep-alive.
     private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders? = nil) {
         self.logExchange()
+        self.responseBody.end(trailers: trailers, to: context)
         if self.clientKeepAlive {
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            context.flush()
         } else {
+            // Whatever the client pipelined behind a closing response goes unanswered.
+            self.pipelined.removeAll()
             let channel = context.channel
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
                 channel.close(promise: nil)
             }
         }
@@ -334,20 +438,17 @@ extension GatewayHandler: UpstreamDelegate {
     func upstreamRead(_ part: HTTPClientResponsePart) {
         guard let context = self.context, self.phase == .forwarding else { return }
         switch part {
-        case .head(var head):
+        case .head(let head):
             // 100 Continue was answered by the gateway; other 1xx are not relayed.
             if head.status.code < 200 { return }
             self.responseDeadline = nil
             self.responseStarted = true
             self.upstreamReusable = head.isKeepAlive
-            HeaderRewriter.rewriteResponse(&head.headers)
-            if !self.clientKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
-            head.version = .http1_1
             self.status = Int(head.status.code)
             self.metrics.countRequest(route: self.routeLabel, status: self.status)
-            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+            context.write(self.wrapOutboundOut(self.clientResponseHead(head, allocator: context.channel.allocator)), promise: nil)
         case .body(let buffer):
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            self.responseBody.write(buffer, to: context)
         case .end(let trailers):
             guard self.responseStarted else { return }
             if let forwardedAt = self.forwardedAt {
@@ -370,6 +471,33 @@ extension GatewayHandler: UpstreamDelegate {
             self.setClientReads(true, context: context)
             self.finishResponse(context: context, trailers: trailers)
         }
+    }
+
+    /// The upstream's response head as the client gets it, and how its body follows. NIO's decoder
+    /// hands the body over without its chunk framing; it is framed again, or for an HTTP/1.0 client
+    /// (which cannot read chunks) delimited by closing the connection, as is a body the upstream
+    /// ended by closing.
+    private func clientResponseHead(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let oldClient = self.isHTTP10
+        var writer = HeadWriter(status: head.status, allocator: allocator)
+        let facts = HeaderRewriter.writeResponseFields(of: head.headers, dropTransferEncoding: oldClient, to: &writer)
+        if !HTTPWire.responseHasBody(status: Int(head.status.code), requestMethod: self.method) {
+            self.responseBody.framing = .none
+        } else if facts.hasLength && !facts.chunked {
+            self.responseBody.framing = .raw
+        } else if oldClient {
+            self.responseBody.framing = .raw
+            self.clientKeepAlive = false
+        } else {
+            if !facts.chunked { writer.add(name: "Transfer-Encoding", value: "chunked") }
+            self.responseBody.framing = .chunked
+        }
+        if !self.clientKeepAlive {
+            writer.add(name: "Connection", value: "close")
+        } else if oldClient {
+            writer.add(name: "Connection", value: "keep-alive")  // HTTP/1.0 closes otherwise
+        }
+        return writer.finish()
     }
 
     func upstreamReadComplete() {
@@ -407,7 +535,7 @@ extension GatewayHandler {
             return
         }
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            self.writeContinue(context: context)
         }
         self.phase = .readingLocal
         self.localRequest = LocalRequest(
@@ -459,11 +587,11 @@ extension GatewayHandler {
             var headers = response.headers
             headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
             if !self.clientKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: response.status, headers: headers))), promise: nil)
+            self.writeHead(response.status, headers: headers, context: context)
             if !response.body.isEmpty {
                 var body = context.channel.allocator.buffer(capacity: response.body.count)
                 body.writeBytes(response.body)
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                self.responseBody.write(body, to: context)
             }
             self.enterIdle(context: context)
             self.finishResponse(context: context)
@@ -476,7 +604,7 @@ extension GatewayHandler {
     private func logExchange() {
         guard let log = self.state.accessLog else { return }
         var metadata: Logger.Metadata = [
-            "request_id": .string(self.requestID), "method": .string(self.method.rawValue), "path": .string(self.logPath),
+            "request_id": .string(self.requestID), "method": .string(self.method.rawValue), "path": .string(String(self.target.prefix { $0 != "?" })),
             "route": .string(self.routeLabel), "status": .stringConvertible(self.status),
         ]
         if let seconds = self.upstreamSeconds { metadata["upstream_ms"] = .stringConvertible((seconds * 1e6).rounded() / 1e3) }

@@ -121,7 +121,7 @@ public final class GatewayServer: Sendable {
             idleTimeout: .nanoseconds(Int64(config.idleTimeout.seconds * 1e9)),
             maxConnections: config.maxConnections
         )
-        let channel = try await HTTPListener.bind(
+        let channel = try await HTTPListener.bindGateway(
             host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits, tls: listenerTLS
         ) { channel in
             GatewayHandler(state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: listenerTLS == nil ? "http" : "https")

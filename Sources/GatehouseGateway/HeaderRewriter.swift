@@ -23,54 +23,109 @@ public struct ForwardingContext: Sendable {
     }
 }
 
-/// Rewrites headers between client and upstream (DESIGN.md "Routing and headers").
-public enum HeaderRewriter {
-    /// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual proxy ones), removed in both directions.
-    static let hopByHop = [
-        "connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection", "proxy-authorization",
-        "proxy-authenticate",
-    ]
+/// Where rewritten header fields go: an `HTTPHeaders`, or the bytes of a head being written.
+protocol HeaderSink {
+    mutating func add(name: String, value: String)
+}
 
-    /// ASCII case-insensitive equality, without allocating.
-    @inline(__always)
-    static func equalsIgnoringCase(_ name: String, _ lowercase: String) -> Bool {
-        name.utf8.count == lowercase.utf8.count
-            && zip(name.utf8, lowercase.utf8).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
+extension HTTPHeaders: HeaderSink {}
+
+/// Rewrites headers between client and upstream (DESIGN.md "Routing and headers"), in one pass
+/// over the fields straight into the sink, each name classified by one look at its bytes.
+public enum HeaderRewriter {
+    /// What a header name means to the rewriting.
+    enum FieldRole {
+        case other
+        /// Hop-by-hop (RFC 9110 §7.6.1 and the usual proxy ones): `Connection`, `Keep-Alive`, `TE`,
+        /// `Trailer`, `Upgrade`, `Proxy-Connection`, `Proxy-Authorization`, `Proxy-Authenticate`.
+        case hopByHop
+        /// `X-User-*`, reading `_` as `-`: set by the gateway only.
+        case identity
+        case host, authorization, expect, transferEncoding, contentLength
+        case forwardedFor, forwardedProto, forwardedHost, requestID
     }
 
-    /// Removes `Connection`, every header it names, the other hop-by-hop headers and, when
-    /// `identity` is set, every client identity header. Headers are only rebuilt when one is found.
-    static func removeHopByHop(_ headers: inout HTTPHeaders, identityHeaders: Bool = false) {
+    /// The role of the header `name` (ASCII case-insensitive).
+    static func role(of name: String) -> FieldRole {
+        name.withUTF8Bytes { bytes in
+            @inline(__always) func equals(_ lowercase: StaticString) -> Bool { Self.equalsIgnoringCase(bytes, lowercase) }
+            switch bytes.count {
+            case 2: if equals("te") { return .hopByHop }
+            case 4: if equals("host") { return .host }
+            case 6: if equals("expect") { return .expect }
+            case 7: if equals("upgrade") || equals("trailer") { return .hopByHop }
+            case 10: if equals("connection") || equals("keep-alive") { return .hopByHop }
+            case 12: if equals("x-request-id") { return .requestID }
+            case 13: if equals("authorization") { return .authorization }
+            case 14: if equals("content-length") { return .contentLength }
+            case 15: if equals("x-forwarded-for") { return .forwardedFor }
+            case 16:
+                if equals("x-forwarded-host") { return .forwardedHost }
+                if equals("proxy-connection") { return .hopByHop }
+            case 17:
+                if equals("transfer-encoding") { return .transferEncoding }
+                if equals("x-forwarded-proto") { return .forwardedProto }
+            case 18: if equals("proxy-authenticate") { return .hopByHop }
+            case 19: if equals("proxy-authorization") { return .hopByHop }
+            default: break
+            }
+            return Self.isIdentityHeader(bytes) ? .identity : .other
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lower-case name made of letters and `-` (so that
+    /// setting the 0x20 bit cannot turn another byte into a match), without allocating.
+    @inline(__always)
+    static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            for index in 0..<expected.count where bytes[index] | 0x20 != expected[index] { return false }
+            return true
+        }
+    }
+
+    /// `name` equals the lower-case `lowercase` in any casing.
+    static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
+        name.withUTF8Bytes { Self.equalsIgnoringCase($0, lowercase) }
+    }
+
+    /// Whether `bytes` begin with `x-user-` in any casing, `_` read as `-` (`X_User_Id` too).
+    private static func isIdentityHeader(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count >= 7 else { return false }
+        let prefix: StaticString = "x-user-"
+        return prefix.withUTF8Buffer { expected in
+            for index in 0..<7 {
+                let byte = bytes[index]
+                guard byte | 0x20 == expected[index] || (expected[index] == UInt8(ascii: "-") && byte == UInt8(ascii: "_")) else { return false }
+            }
+            return true
+        }
+    }
+
+    /// The header names a `Connection` header lists (hop-by-hop for this message), but for
+    /// `close` and `keep-alive`, which name no header. Empty, without allocating, in the usual case.
+    private static func namedByConnection(_ headers: HTTPHeaders) -> [Substring] {
         var named: [Substring] = []
-        for value in headers["connection"] {
+        for (name, value) in headers where name.utf8.count == 10 && Self.equalsIgnoringCase(name, "connection") {
             for token in value.split(separator: ",") {
                 let token = token.trimmingSpaces
-                // `close` and `keep-alive` name no header worth a rebuild.
-                if !token.isEmpty, !equalsIgnoringCase(String(token), "close") { named.append(token) }
+                if !token.isEmpty, !Self.equalsIgnoringCase(String(token), "close"), !Self.equalsIgnoringCase(String(token), "keep-alive") {
+                    named.append(token)
+                }
             }
         }
-        func drop(_ name: String) -> Bool {
-            (identityHeaders && isIdentityHeader(name)) || hopByHop.contains { equalsIgnoringCase(name, $0) }
-                || named.contains { equalsIgnoringCase(name, String($0).lowercased()) }
-        }
-        guard headers.contains(where: { drop($0.name) }) else { return }
-        headers = HTTPHeaders(headers.filter { !drop($0.name) })
+        return named
     }
 
-    /// Whether `name` is an identity header, reading `_` as `-` (`X_User_Id` too).
-    static func isIdentityHeader(_ name: String) -> Bool {
-        let utf8 = name.utf8
-        guard utf8.count >= 7 else { return false }
-        for (byte, expected) in zip(utf8.prefix(7), "x-user-".utf8) {
-            let lowered = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            guard lowered == expected || (expected == UInt8(ascii: "-") && byte == UInt8(ascii: "_")) else { return false }
-        }
-        return true
+    private static func isNamed(_ name: String, in named: [Substring]) -> Bool {
+        named.contains { $0.utf8.count == name.utf8.count && $0.lowercased() == name.lowercased() }
     }
 
     /// The request's id: the client's `X-Request-Id` when it is short printable ASCII, else a new one.
     public static func requestID(of headers: HTTPHeaders) -> String {
-        if let given = headers.first(name: "x-request-id"), Self.isAcceptableRequestID(given) { return given }
+        for (name, value) in headers where name.utf8.count == 12 && Self.equalsIgnoringCase(name, "x-request-id") {
+            return Self.isAcceptableRequestID(value) ? value : Self.makeRequestID()
+        }
         return Self.makeRequestID()
     }
 
@@ -82,31 +137,112 @@ public enum HeaderRewriter {
         _ headers: inout HTTPHeaders, identity: Identity?, context: ForwardingContext, requestID: String? = nil
     ) -> String {
         let requestID = requestID ?? Self.requestID(of: headers)
-        let clientHost = headers.first(name: "host")
-        Self.removeHopByHop(&headers, identityHeaders: true)
-        if let identity { Self.addIdentity(identity, to: &headers) }
-        let forwardedFor = headers["x-forwarded-for"].joined(separator: ", ")
-        headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? context.clientAddress : forwardedFor + ", " + context.clientAddress)
-        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: context.scheme)
-        if let clientHost { headers.replaceOrAdd(name: "X-Forwarded-Host", value: clientHost) } else { headers.remove(name: "x-forwarded-host") }
-        if headers.first(name: "x-request-id") != requestID { headers.replaceOrAdd(name: "X-Request-Id", value: requestID) }
-        if !context.preserveHost { headers.replaceOrAdd(name: "Host", value: context.upstreamAuthority) }
-        if !context.forwardToken { headers.remove(name: "authorization") }
+        var rewritten = HTTPHeaders()
+        Self.writeRequestFields(of: headers, identity: identity, context: context, requestID: requestID, to: &rewritten)
+        headers = rewritten
         return requestID
+    }
+
+    /// What the rewriting of a request found that decides how it travels.
+    struct RequestFacts {
+        /// `Expect: 100-continue` was sent (and is not forwarded: the gateway answers it).
+        var expectsContinue = false
+        /// How the body goes upstream: NIO's decoder let through only `chunked` as the last
+        /// coding, and never together with a length.
+        var body = BodyFraming.none
+    }
+
+    /// Writes the forwarded request's fields (see `rewriteRequest`) to `sink`.
+    @discardableResult
+    static func writeRequestFields<Sink: HeaderSink>(
+        of headers: HTTPHeaders, identity: Identity?, context: ForwardingContext, requestID: String, to sink: inout Sink
+    ) -> RequestFacts {
+        let named = Self.namedByConnection(headers)
+        var facts = RequestFacts()
+        var forwardedFor: String? = nil
+        var clientHost: String? = nil
+        for (name, value) in headers {
+            let role = Self.role(of: name)
+            if role == .host, clientHost == nil { clientHost = value }
+            if !named.isEmpty, Self.isNamed(name, in: named) { continue }
+            switch role {
+            case .hopByHop, .identity, .forwardedProto, .forwardedHost, .requestID:
+                continue
+            case .forwardedFor:
+                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
+                continue
+            case .host:
+                if !context.preserveHost { continue }
+            case .authorization:
+                if !context.forwardToken { continue }
+            case .expect:
+                if value.lowercased().contains("100-continue") {
+                    facts.expectsContinue = true
+                    continue
+                }
+            case .transferEncoding:
+                facts.body = .chunked
+            case .contentLength:
+                if facts.body == .none { facts.body = .raw }
+            case .other:
+                break
+            }
+            sink.add(name: name, value: value)
+        }
+        if !context.preserveHost { sink.add(name: "Host", value: context.upstreamAuthority) }
+        if let identity { Self.writeIdentity(identity, to: &sink) }
+        sink.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + context.clientAddress } ?? context.clientAddress)
+        sink.add(name: "X-Forwarded-Proto", value: context.scheme)
+        if let clientHost { sink.add(name: "X-Forwarded-Host", value: clientHost) }
+        sink.add(name: "X-Request-Id", value: requestID)
+        return facts
     }
 
     /// `X-User-Id`, `X-User-Role`, `X-User-Roles`, `X-User-Scopes`; empty lists send no header
     /// rather than an empty value.
     public static func addIdentity(_ identity: Identity, to headers: inout HTTPHeaders) {
-        headers.add(name: "X-User-Id", value: identity.userID)
-        if let role = identity.role { headers.add(name: "X-User-Role", value: role) }
-        if !identity.roles.isEmpty { headers.add(name: "X-User-Roles", value: identity.roles.joined(separator: ",")) }
-        if !identity.scopes.isEmpty { headers.add(name: "X-User-Scopes", value: identity.scopes.joined(separator: ",")) }
+        Self.writeIdentity(identity, to: &headers)
+    }
+
+    static func writeIdentity<Sink: HeaderSink>(_ identity: Identity, to sink: inout Sink) {
+        sink.add(name: "X-User-Id", value: identity.userID)
+        if let role = identity.role { sink.add(name: "X-User-Role", value: role) }
+        if let roles = identity.rolesHeader { sink.add(name: "X-User-Roles", value: roles) }
+        if let scopes = identity.scopesHeader { sink.add(name: "X-User-Scopes", value: scopes) }
     }
 
     /// The response as the client sees it: hop-by-hop headers gone.
     public static func rewriteResponse(_ headers: inout HTTPHeaders) {
-        Self.removeHopByHop(&headers)
+        var rewritten = HTTPHeaders()
+        Self.writeResponseFields(of: headers, dropTransferEncoding: false, to: &rewritten)
+        headers = rewritten
+    }
+
+    /// What the rewriting of a response found about its body's framing.
+    struct ResponseFacts {
+        var chunked = false
+        var hasLength = false
+    }
+
+    /// Writes the response's fields but the hop-by-hop ones (and `Transfer-Encoding` when
+    /// `dropTransferEncoding`: the body is relayed without chunks) to `sink`.
+    @discardableResult
+    static func writeResponseFields<Sink: HeaderSink>(of headers: HTTPHeaders, dropTransferEncoding: Bool, to sink: inout Sink) -> ResponseFacts {
+        let named = Self.namedByConnection(headers)
+        var facts = ResponseFacts()
+        for (name, value) in headers {
+            if !named.isEmpty, Self.isNamed(name, in: named) { continue }
+            switch Self.role(of: name) {
+            case .hopByHop: continue
+            case .transferEncoding:
+                facts.chunked = true
+                if dropTransferEncoding { continue }
+            case .contentLength: facts.hasLength = true
+            default: break
+            }
+            sink.add(name: name, value: value)
+        }
+        return facts
     }
 
     /// A client's request id is kept when it is short printable ASCII; otherwise a new one is made.
@@ -121,6 +257,16 @@ public enum HeaderRewriter {
     }
 }
 
+extension String {
+    /// The UTF-8 bytes in one piece: no copy for the native strings NIO's decoder makes.
+    @inline(__always)
+    func withUTF8Bytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = self.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = self
+        return copy.withUTF8(body)
+    }
+}
+
 extension Substring {
     /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
     var trimmingSpaces: Substring {
@@ -131,14 +277,24 @@ extension Substring {
     }
 }
 
-/// Request ids: a random process prefix and a counter.
+/// Request ids: a random process prefix and a counter, 32 hex digits.
 enum RequestIDs {
-    private static let prefix: String = SecureRandom.bytes(8).map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+    private static let prefix: [UInt8] = SecureRandom.bytes(8)
     private static let counter = Atomic<UInt64>(0)
 
     static func next() -> String {
         let value = Self.counter.add(1, ordering: .relaxed).newValue
-        let hex = String(value, radix: 16)
-        return Self.prefix + String(repeating: "0", count: 16 - hex.count) + hex
+        // Written in place: one allocation per id.
+        return String(unsafeUninitializedCapacity: 32) { digits in
+            let hex: StaticString = "0123456789abcdef"
+            hex.withUTF8Buffer { hex in
+                for (index, byte) in Self.prefix.enumerated() {
+                    digits[2 * index] = hex[Int(byte >> 4)]
+                    digits[2 * index + 1] = hex[Int(byte & 0x0F)]
+                }
+                for index in 0..<16 { digits[16 + index] = hex[Int((value >> (60 - 4 * UInt64(index))) & 0x0F)] }
+            }
+            return 32
+        }
     }
 }

@@ -17,6 +17,9 @@ public struct Identity: Sendable, Equatable {
     public let scopes: [String]
     /// The token's `sid`, checked against the revoked sessions on every request (no header).
     public let sessionID: String?
+    /// `roles` and `scopes` as header values, joined once per verified token (nil when empty).
+    let rolesHeader: String?
+    let scopesHeader: String?
 
     public init(userID: String, role: String?, roles: [String], scopes: [String], sessionID: String? = nil) {
         self.userID = userID
@@ -24,6 +27,8 @@ public struct Identity: Sendable, Equatable {
         self.roles = roles
         self.scopes = scopes
         self.sessionID = sessionID
+        self.rolesHeader = Self.headerValue(roles)
+        self.scopesHeader = Self.headerValue(scopes)
     }
 
     /// The identity in `claims`.
@@ -67,6 +72,12 @@ public struct Identity: Sendable, Equatable {
             self.scopes = scopes
         default: throw JOSEError(.badClaim, "scope is not a string")
         }
+        self.rolesHeader = Self.headerValue(self.roles)
+        self.scopesHeader = Self.headerValue(self.scopes)
+    }
+
+    private static func headerValue(_ values: [String]) -> String? {
+        values.isEmpty ? nil : values.joined(separator: ",")
     }
 
     /// Non-empty, printable ASCII only, no comma.

@@ -13,6 +13,11 @@ final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
     let key: String
     let handler: UpstreamResponseHandler
+    /// The response decoder, told each request's method (a response to HEAD has no body).
+    private let decoder: HTTPResponseDecoder
+    /// The decoder's context: writing through it puts bytes on the socket (and TLS) directly, the
+    /// request having been serialised by the gateway (`HTTPWire`).
+    let writer: ChannelHandlerContext
     /// Whether reads are paused because the client cannot take more of the response.
     private var readsPaused = false
 
@@ -23,10 +28,23 @@ final class UpstreamConnection: @unchecked Sendable {
         self.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 
-    init(channel: any Channel, key: String, handler: UpstreamResponseHandler) {
+    /// Writes a serialised request head; the decoder learns the method first.
+    func writeHead(_ head: ByteBuffer, method: HTTPMethod) {
+        self.decoder.write(data: method == .HEAD ? Self.headRequest : method == .CONNECT ? Self.connectRequest : Self.otherRequest)
+        self.writer.write(NIOAny(head), promise: nil)
+    }
+
+    /// What the decoder is told: only HEAD and CONNECT change how it reads a response.
+    private static let headRequest = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/"))
+    private static let connectRequest = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "/"))
+    private static let otherRequest = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"))
+
+    init(channel: any Channel, key: String, handler: UpstreamResponseHandler, writer: ChannelHandlerContext) {
         self.channel = channel
         self.key = key
         self.handler = handler
+        self.decoder = handler.decoder
+        self.writer = writer
     }
 }
 
@@ -46,6 +64,12 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     weak var delegate: (any UpstreamDelegate)?
     /// Called when the connection closes, so the pool forgets it.
     var onClose: (() -> Void)?
+    /// The pipeline's response decoder (`UpstreamConnection.writeHead` tells it each method).
+    let decoder: HTTPResponseDecoder
+
+    init(decoder: HTTPResponseDecoder) {
+        self.decoder = decoder
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
@@ -110,14 +134,18 @@ final class UpstreamPool {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: TLSContexts.serverName(host)))
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler())
+                    // No request encoder: the gateway writes requests as bytes (`HTTPWire`).
+                    let decoder = HTTPResponseDecoder()
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
+                    try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler(decoder: decoder))
                 }
             }
             .connect(host: host, port: port)
             .flatMapThrowing { channel in
-                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamResponseHandler.self)
-                return UpstreamConnection(channel: channel, key: key, handler: handler)
+                let pipeline = channel.pipeline.syncOperations
+                let handler = try pipeline.handler(type: UpstreamResponseHandler.self)
+                let decoding = try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self)
+                return UpstreamConnection(channel: channel, key: key, handler: handler, writer: decoding)
             }
     }
 

@@ -42,7 +42,8 @@ final class LiveGateway {
     /// Where `/down/` points: connections are refused.
     let closedPort = ClosedPort()
 
-    init(topLevel: String = "") async throws {
+    /// `routes`: more route lines, appended to the fixed ones.
+    init(topLevel: String = "", routes: String = "") async throws {
         self.key = try EVPKey.generate(.ec(.p256))
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-live-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
@@ -70,7 +71,7 @@ final class LiveGateway {
               - { prefix: /kept/, upstream: "\(echo)", auth: public, preserve_host: true }
               - { prefix: /down/, upstream: "http://127.0.0.1:\(closedPort)", connect_timeout: 2s }
               - { prefix: /slow/, upstream: "http://127.0.0.1:\(self.silent.localAddress!.port!)", timeout: 300ms }
-
+            \(routes)
             """
         let config = try GatewayConfig.parse(yaml, file: "live.conf", baseDirectory: self.directory.path)
         let verifier = try config.verify.providers[0].makeVerifier(issuerConfig: nil, maxTokenBytes: config.verify.maxTokenBytes)
@@ -106,8 +107,8 @@ final class LiveGateway {
 }
 
 /// Runs `body` against a fresh live gateway and always shuts it down.
-func withLiveGateway(topLevel: String = "", _ body: (LiveGateway) async throws -> Void) async throws {
-    let live = try await LiveGateway(topLevel: topLevel)
+func withLiveGateway(topLevel: String = "", routes: String = "", _ body: (LiveGateway) async throws -> Void) async throws {
+    let live = try await LiveGateway(topLevel: topLevel, routes: routes)
     do {
         try await body(live)
     } catch {
