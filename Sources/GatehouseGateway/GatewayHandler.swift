@@ -56,6 +56,9 @@ final class GatewayHandler: ChannelInboundHandler {
     private var failure: String?
     private let scheme: String
     private var context: ChannelHandlerContext?
+    /// The peer's address as text, made once per connection (`X-Forwarded-For`, the issuer's
+    /// per-address limits): formatting it costs an `inet_ntop` each time.
+    private var peerAddress: String?
 
     private var phase = Phase.idle
     private var clientKeepAlive = true
@@ -90,6 +93,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.peerAddress = context.channel.remoteAddress?.ipAddress
         self.headTimeout = try? context.pipeline.syncOperations.handler(type: HeadTimeoutHandler.self)
         self.state.connections[ObjectIdentifier(self)] = self
         if self.state.draining { context.close(promise: nil) }
@@ -310,7 +314,7 @@ final class GatewayHandler: ChannelInboundHandler {
             let defaultPort = upstreamURL.scheme == "https" ? 443 : 80
             let authority = upstreamURL.port == defaultPort ? upstreamURL.host : "\(upstreamURL.host):\(upstreamURL.port)"
             let forwarding = ForwardingContext(
-                clientAddress: context.channel.remoteAddress?.ipAddress ?? "unknown", scheme: self.scheme,
+                clientAddress: self.peerAddress ?? "unknown", scheme: self.scheme,
                 upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken
             )
             let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
@@ -540,7 +544,7 @@ extension GatewayHandler {
         self.phase = .readingLocal
         self.localRequest = LocalRequest(
             head: head, path: path.path, query: path.query, body: context.channel.allocator.buffer(capacity: 0),
-            peerAddress: context.channel.remoteAddress?.ipAddress
+            peerAddress: self.peerAddress
         )
     }
 
