@@ -51,6 +51,13 @@ struct HeaderTests {
         #expect(Credentials(headers: ["Authorization": "Bearer"], cookie: nil) == .malformed)
         #expect(Credentials(headers: ["Authorization": "Bearer a b"], cookie: nil) == .malformed)
         #expect(Credentials(headers: ["Authorization": "Bearer a=b"], cookie: nil) == .malformed)
+        #expect(Credentials(headers: ["Authorization": "Bearer   aZ9-._~+/=="], cookie: nil) == .bearer("aZ9-._~+/=="))
+        #expect(Credentials(headers: ["Authorization": "Bearerabc"], cookie: nil) == .none)
+        #expect(Credentials(headers: ["Authorization": "Bearer =="], cookie: nil) == .malformed)
+        for byte in [0x21, 0x2A, 0x2C, 0x3A, 0x40, 0x5B, 0x5E, 0x60, 0x7B, 0x7D, 0x7F] as [UInt8] {
+            #expect(Credentials(headers: ["Authorization": "Bearer a" + String(UnicodeScalar(byte))], cookie: nil) == .malformed)
+        }
+        #expect(Credentials(headers: ["Authorization": "Bearer caf\u{E9}"], cookie: nil) == .malformed)
         #expect(Credentials(headers: HTTPHeaders([("Authorization", "Bearer a"), ("authorization", "Bearer b")]), cookie: nil) == .ambiguous)
         #expect(Credentials(headers: ["Cookie": "x=1; access_token=tok.en.sig; y=2"], cookie: "access_token") == .cookie("tok.en.sig"))
         #expect(Credentials(headers: ["Cookie": "access_token=tok"], cookie: nil) == .none)
