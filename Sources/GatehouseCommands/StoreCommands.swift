@@ -160,8 +160,9 @@ struct SessionsCommand: AsyncParsableCommand {
                 """
         )
 
-        @Option(help: "End every live session of the user with this email.") var user: String?
-        @Option(help: "End the session with this id (the tokens' sid).") var sid: String?
+        // Taken whatever they start with: a session id is base64url, and one in 64 begins with "-".
+        @Option(parsing: .unconditional, help: "End every live session of the user with this email.") var user: String?
+        @Option(parsing: .unconditional, help: "End the session with this id (the tokens' sid).") var sid: String?
         @OptionGroup var config: ConfigOption
 
         func validate() throws {

@@ -136,6 +136,9 @@ struct IssuerCLITests {
         }
         #expect(status == 401)
         #expect(try CLI.run(["sessions", "revoke", "--sid", "no-such-session", "--config", conf.path]).status != 0)
+        // A session id may begin with "-" (base64url): it is read as the value, not as an option.
+        let dashed = try CLI.run(["sessions", "revoke", "--sid", "-q3Xz", "--config", conf.path])
+        #expect(dashed.status != 0 && dashed.error.contains("no session -q3Xz"), "\(dashed.error)")
         #expect(try CLI.run(["sessions", "revoke", "--config", conf.path]).status != 0)
         #expect(try CLI.run(["sessions", "revoke", "--user", "a@b.co", "--sid", "x", "--config", conf.path]).status != 0)
         #expect(serve.stop() == 0)
