@@ -24,6 +24,15 @@ public struct CSRFCheck: Sendable {
         return origins.count == 1 && self.allowedOrigins.contains(origins[0])
     }
 
+    /// For forward-auth, which asks about another request: the proxy sends that request's method as
+    /// the check's own (Envoy's `ext_authz`) or as `X-Forwarded-Method` (Traefik; nginx when its
+    /// configuration sets it). Each method either names must be admitted, so neither can make an
+    /// unsafe request look safe.
+    public func admitsForwarded(_ head: HTTPRequestHead) -> Bool {
+        self.admits(method: head.method, headers: head.headers)
+            && head.headers["x-forwarded-method"].allSatisfy { self.admits(method: HTTPMethod(rawValue: $0), headers: head.headers) }
+    }
+
     public static let refusal = GatewayError(
         status: .forbidden, code: "invalid_origin",
         description: "a cookie-authenticated request with this method needs an allowed Origin or X-Requested-With"

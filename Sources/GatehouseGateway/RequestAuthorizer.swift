@@ -125,7 +125,8 @@ public struct RequestAuthorizer: Sendable {
     }
 
     /// `/auth/verify`, any method: 200 with the identity headers for a valid bearer token,
-    /// `?any_role=a,b` and `?all_scopes=x,y` applied; 401/403 as on a route.
+    /// `?any_role=a,b` and `?all_scopes=x,y` applied; 401/403 as on a route. A token from the
+    /// access cookie must pass the CSRF check for the method the proxy asks about.
     private func forwardAuth(_ head: HTTPRequestHead, query: String?, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Decision {
         var anyRole: [String] = []
         var allScopes: [String] = []
@@ -135,11 +136,15 @@ public struct RequestAuthorizer: Sendable {
             let values = parts[1].split(separator: ",").map(String.init)
             if parts[0] == "any_role" { anyRole += values } else if parts[0] == "all_scopes" { allScopes += values }
         }
-        switch Credentials(headers: head.headers, cookie: self.cookie) {
+        let credentials = Credentials(headers: head.headers, cookie: self.cookie)
+        switch credentials {
         case .ambiguous: return .respond(.invalidRequest("more than one Authorization header"), route: Self.verifyPath)
         case .none: return .respond(.missingToken, route: Self.verifyPath)
         case .malformed: return .respond(.invalidToken(.malformed), route: Self.verifyPath)
         case .bearer(let token), .cookie(let token):
+            if case .cookie = credentials, !self.csrf.admitsForwarded(head) {
+                return .respond(CSRFCheck.refusal, route: Self.verifyPath)
+            }
             switch self.identity(of: token, now: now, cache: cache, revoked: revoked) {
             case .failure(let error): return .respond(.invalidToken(error.reason), route: Self.verifyPath)
             case .success(let identity):

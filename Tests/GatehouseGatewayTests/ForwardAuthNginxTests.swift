@@ -61,6 +61,7 @@ struct ForwardAuthNginxTests {
                         proxy_pass \(verify);
                         proxy_pass_request_body off;
                         proxy_set_header Content-Length "";
+                        proxy_set_header X-Forwarded-Method $request_method;
                     }
                     location = /_auth_admin {
                         internal;
@@ -114,6 +115,14 @@ struct ForwardAuthNginxTests {
                 #expect(live.echoConnections.value.load(ordering: .relaxed) == before + 1)
                 let admin = try live.token(["roles": .array([.string("admin")])])
                 #expect(try get("/admin/users", [("Authorization", "Bearer \(admin)")]).status == 200)
+
+                // The access cookie: an unsafe method needs proof of origin, as on a route.
+                let cookie = ("Cookie", "access_token=\(token)")
+                #expect(try get("/app/orders", [cookie]).status == 200)
+                let forged = try RawHTTPClient.request(port: port, "POST", "/app/orders", headers: [cookie])
+                #expect(forged.status == 403)
+                let fromScript = try RawHTTPClient.request(port: port, "DELETE", "/app/orders/1", headers: [cookie, ("X-Requested-With", "fetch")])
+                #expect(fromScript.status == 200 && (fromScript.json?["headers"] as? [String: [String]])?["x-user-id"] == ["7"])
             }
         }
     }

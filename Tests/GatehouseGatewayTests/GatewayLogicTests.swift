@@ -191,6 +191,32 @@ struct RequestAuthorizerTests {
 
     private func bearer(_ token: String) -> HTTPHeaders { ["Authorization": "Bearer \(token)"] }
 
+    @Test("forward-auth with the access cookie: the method asked about, the check's own or X-Forwarded-Method, must pass the CSRF check")
+    func forwardAuthCookieCSRF() throws {
+        let token = try self.fixture.token()
+        func verify(_ method: HTTPMethod, _ extra: [(String, String)] = [], cookie: Bool = true) -> RequestAuthorizer.Decision {
+            var headers: HTTPHeaders = cookie ? ["Cookie": "access_token=\(token)"] : self.bearer(token)
+            headers.add(contentsOf: extra)
+            return self.fixture.decide("/auth/verify", method: method, headers: headers)
+        }
+        func verified(_ decision: RequestAuthorizer.Decision) -> Bool {
+            if case .verified(let identity) = decision { return identity.userID == "7" }
+            return false
+        }
+        #expect(verified(verify(.GET)))
+        #expect(verified(verify(.HEAD, [("X-Forwarded-Method", "OPTIONS")])))
+        // Envoy sends the original method; Traefik (and nginx, configured so) X-Forwarded-Method.
+        #expect(self.error(verify(.POST)) == CSRFCheck.refusal)
+        #expect(self.error(verify(.GET, [("X-Forwarded-Method", "DELETE")])) == CSRFCheck.refusal)
+        #expect(self.error(verify(.GET, [("X-Forwarded-Method", "GET"), ("X-Forwarded-Method", "PATCH")])) == CSRFCheck.refusal)
+        // Neither can make the other look safe.
+        #expect(self.error(verify(.POST, [("X-Forwarded-Method", "GET")])) == CSRFCheck.refusal)
+        #expect(self.error(verify(.GET, [("X-Forwarded-Method", "get")])) == CSRFCheck.refusal, "methods are case-sensitive")
+        // Proof of origin admits; bearer tokens are not subject to the check.
+        #expect(verified(verify(.GET, [("X-Forwarded-Method", "DELETE"), ("X-Requested-With", "fetch")])))
+        #expect(verified(verify(.POST, [("X-Forwarded-Method", "PUT")], cookie: false)))
+    }
+
     @Test("longest prefix wins; the normalised path is what is matched")
     func routing() throws {
         let token = try self.fixture.token()

@@ -62,6 +62,7 @@ final class LiveGateway {
               audience: api
               algorithms: [ES256]
               keys: { public_key_file: pub.pem, kid: k1 }
+              cookie: access_token
             routes:
               - { prefix: /, upstream: "\(echo)" }
               - { prefix: /api/, upstream: "\(echo)" }
