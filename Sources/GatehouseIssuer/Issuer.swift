@@ -248,7 +248,9 @@ public final class Issuer: Sendable {
     }
 
     /// Changes the password of the access token's user after checking the current one, and
-    /// revokes the user's other sessions (the one presenting the token stays).
+    /// revokes the user's other sessions (the one presenting the token stays). A wrong current
+    /// password counts towards the login limit of the user's email, and a blocked email is refused
+    /// here as at login: a stolen access token must not become an unthrottled password oracle.
     func changePassword(accessToken: String, current: String, new: String, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let claims: (userID: Int64, sessionID: String?)
         switch self.verifyAccess(accessToken) {
@@ -262,19 +264,30 @@ public final class Issuer: Sendable {
             return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
         }
         let parameters = self.argon2
-        return self.database(on: eventLoop) { () throws -> String in
+        let limit = self.config.loginLimitFailures
+        let window = Int64(self.config.loginLimitWindow.seconds * 1000)
+        return self.database(on: eventLoop) { () throws -> (stored: String, emailKey: String) in
             guard let user = try self.store.user(id: claims.userID), let credentials = try self.store.credentials(email: user.email) else {
                 throw IssuerError.invalidToken("the user no longer exists")
             }
-            return credentials.passwordHash
-        }.flatMap { stored in
-            self.hash { () throws -> String in
-                guard Argon2id.verify(password: currentBytes, encoded: stored) else { throw IssuerError.invalidCredentials }
+            let emailKey = "email:" + user.email
+            if let wait = try self.store.loginBlocked(key: emailKey, limit: limit, window: window, now: Self.nowMilliseconds()) {
+                throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000))
+            }
+            return (credentials.passwordHash, emailKey)
+        }.flatMap { stored, emailKey in
+            self.hash { () throws -> String? in
+                guard Argon2id.verify(password: currentBytes, encoded: stored) else { return nil }
                 return try Argon2id.hash(password: newBytes, parameters: parameters)
-            }.on(eventLoop)
-        }.flatMap { hash in
+            }.on(eventLoop).map { ($0, emailKey) }
+        }.flatMap { hash, emailKey in
             self.database(on: eventLoop) {
                 let now = Self.nowMilliseconds()
+                guard let hash else {
+                    try self.store.recordLoginFailure(keys: [emailKey], window: window, now: now)
+                    throw IssuerError.invalidCredentials
+                }
+                try self.store.resetLoginFailures(key: emailKey)
                 try self.store.setPasswordHash(userID: claims.userID, hash)
                 let ended = try self.store.revokeSessions(
                     userID: claims.userID, keeping: claims.sessionID, now: now, accessTokenLifetime: self.accessTokenLifetime

@@ -162,6 +162,28 @@ struct IssuerEndpointTests {
         }
     }
 
+    @Test("wrong current passwords at /auth/password count towards the email's login limit", arguments: Backend.allCases)
+    func passwordChangeLimits(_ backend: Backend) async throws {
+        var options = Harness.Options()
+        options.issuer = "login_limit: { failures: 3, window: 15m }"
+        try await Harness.with(backend, options: options) { harness in
+            let ann = try harness.register("ann@example.com")
+            func change(current: String) throws -> RawHTTPClient.Response {
+                try harness.post("/auth/password", ["current_password": current, "new_password": "another good passphrase"], bearer: ann.access)
+            }
+            // A success resets the count, as a login does.
+            #expect(try change(current: "wrong password").status == 401)
+            #expect(try change(current: "wrong password").status == 401)
+            #expect(try change(current: "correct horse battery").status == 204)
+            for _ in 0..<3 { #expect(try change(current: "wrong password").status == 401) }
+            // Three failures in the window: the password change and the login are both refused.
+            let limited = try change(current: "another good passphrase")
+            #expect(limited.status == 429 && limited.json?["error"] as? String == "rate_limited")
+            #expect(limited.header("Retry-After").flatMap(Int.init).map { $0 > 800 && $0 <= 900 } == true)
+            #expect(try harness.login("ann@example.com", password: "another good passphrase").status == 429)
+        }
+    }
+
     @Test("a login re-hashes a password stored with other Argon2 parameters", arguments: Backend.allCases)
     func rehash(_ backend: Backend) async throws {
         let database = try backend.makeURL()

@@ -90,6 +90,12 @@ struct OpenAPITests {
                 ("get /auth/revocations 401", { try send("GET", "/auth/revocations", bearer("wrong")) }),
                 ("get /auth/revocations 405", { try send("POST", "/auth/revocations", json, body: "{}") }),
                 ("post /auth/login 401", { try post("/auth/login", #"{"email":"ann@example.com","password":"wrong password"}"#) }),
+                ("post /auth/password 429", {
+                    let carol = try harness.register("carol@example.com", password: password)
+                    let wrong = #"{"current_password":"wrong password","new_password":"yyyyyyyyyy"}"#
+                    for _ in 0..<3 { _ = try post("/auth/password", wrong, bearer(carol.access)) }
+                    return try post("/auth/password", wrong, bearer(carol.access))
+                }),
                 ("post /auth/login 429", {
                     for _ in 0..<3 { _ = try post("/auth/login", #"{"email":"ann@example.com","password":"wrong password"}"#) }
                     return try post("/auth/login", #"{"email":"ann@example.com","password":"wrong password"}"#)
