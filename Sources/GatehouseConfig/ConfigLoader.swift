@@ -166,7 +166,7 @@ extension GatewayConfig {
             ))
         }
         return VerifyConfig(
-            providers: providers, tokenCacheSize: 100_000, cookie: nil, jwksStartupTimeout: .seconds(10),
+            providers: providers, tokenCacheSize: 100_000, cookie: nil, allowedOrigins: [], jwksStartupTimeout: .seconds(10),
             maxTokenBytes: VerificationPolicy.defaultMaximumTokenBytes, revocation: .off
         )
     }
@@ -208,6 +208,7 @@ extension GatewayConfig {
         }
         return VerifyConfig(
             providers: providers, tokenCacheSize: cacheSize, cookie: try section.string("cookie"),
+            allowedOrigins: try section.strings("allowed_origins") ?? [],
             jwksStartupTimeout: try section.duration("jwks_startup_timeout", default: .seconds(10)),
             maxTokenBytes: try section.int("max_token_bytes", default: VerificationPolicy.defaultMaximumTokenBytes, range: 256...1_048_576),
             revocation: feed

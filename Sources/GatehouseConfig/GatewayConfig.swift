@@ -185,6 +185,9 @@ public struct VerifyConfig: Sendable {
     /// Verified-token cache entries; 0 switches it off.
     public var tokenCacheSize: Int
     public var cookie: String?
+    /// Origins whose cookie-authenticated unsafe requests the gateway admits (with
+    /// `issuer.allowed_origins`): for a gateway whose cookies another issuer sets.
+    public var allowedOrigins: [String]
     public var jwksStartupTimeout: Duration
     public var maxTokenBytes: Int
     public var revocation: RevocationFeed

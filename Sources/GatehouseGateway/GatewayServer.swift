@@ -60,7 +60,7 @@ public final class GatewayServer: Sendable {
             }
         )
         let cookie = config.verify.cookie
-        let csrf = CSRFCheck(allowedOrigins: config.issuer?.allowedOrigins ?? [])
+        let csrf = CSRFCheck(allowedOrigins: config.verify.allowedOrigins + (config.issuer?.allowedOrigins ?? []))
         let loopList = Array(group.makeIterator())
         // The configured cache size is for the whole gateway; each loop keeps its share.
         let cacheSize = config.verify.tokenCacheSize == 0 ? 0 : max(1, config.verify.tokenCacheSize / loopList.count)

@@ -63,6 +63,7 @@ final class LiveGateway {
               algorithms: [ES256]
               keys: { public_key_file: pub.pem, kid: k1 }
               cookie: access_token
+              allowed_origins: [https://app.test]
             routes:
               - { prefix: /, upstream: "\(echo)" }
               - { prefix: /api/, upstream: "\(echo)" }
@@ -140,6 +141,24 @@ struct LiveProxyTests {
             #expect(headers["x-forwarded-host"] == ["127.0.0.1:\(live.port)"] && headers["x-request-id"] == ["req-42"])
             #expect(headers["host"] == ["127.0.0.1:\(live.echo.localAddress!.port!)"])
             #expect(headers["authorization"]?.first?.hasPrefix("Bearer ") == true)
+        }
+    }
+
+    @Test("the access cookie: unsafe methods need an Origin from verify.allowed_origins or X-Requested-With")
+    func cookieOrigins() async throws {
+        try await withLiveGateway { live in
+            let cookie = ("Cookie", "access_token=\(try live.token())")
+            #expect(try RawHTTPClient.request(port: live.port, "GET", "/api/x", headers: [cookie]).status == 200)
+            let forged = try RawHTTPClient.request(port: live.port, "POST", "/api/x", headers: [cookie, ("Origin", "https://evil.test")])
+            #expect(forged.status == 403 && forged.json?["error"] as? String == "invalid_origin")
+            #expect(try RawHTTPClient.request(port: live.port, "DELETE", "/api/x", headers: [cookie]).status == 403)
+            let allowed = try RawHTTPClient.request(port: live.port, "POST", "/api/x", headers: [cookie, ("Origin", "https://app.test")])
+            #expect(allowed.status == 200 && (allowed.json?["headers"] as? [String: [String]])?["x-user-id"] == ["7"])
+            #expect(try RawHTTPClient.request(port: live.port, "PUT", "/api/x", headers: [cookie, ("X-Requested-With", "fetch")]).status == 200)
+            // At forward-auth too, with the method asked about.
+            let asked = [cookie, ("X-Forwarded-Method", "PATCH")]
+            #expect(try RawHTTPClient.request(port: live.port, "GET", "/auth/verify", headers: asked).status == 403)
+            #expect(try RawHTTPClient.request(port: live.port, "GET", "/auth/verify", headers: asked + [("Origin", "https://app.test")]).status == 200)
         }
     }
 
