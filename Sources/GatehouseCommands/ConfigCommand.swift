@@ -100,7 +100,9 @@ struct EffectiveConfig {
         switch config.verify.revocation {
         case .off: lines.append("  revocation: { feed: off }")
         case .postgres(let database): lines.append("  revocation: { feed: postgres, database: \(Self.maskPassword(database)) }")
-        case .poll(let url, _, let interval): lines.append("  revocation: { feed: poll, url: \(url), secret: '***', interval: \(Self.format(interval)) }")
+        case .poll(let url, _, let interval, let caFile):
+            let trust = caFile.map { ", ca_file: \($0)" } ?? ""
+            lines.append("  revocation: { feed: poll, url: \(url), secret: '***', interval: \(Self.format(interval))\(trust) }")
         }
         lines.append(config.routes.isEmpty ? "routes: []" : "routes:")
         for route in config.routes {

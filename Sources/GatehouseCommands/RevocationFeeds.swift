@@ -28,11 +28,12 @@ final class RevocationFeeds {
         switch config.verify.revocation {
         case .off: break
         case .postgres(let database): self.follow(.postgres(database), interval: .seconds(1))
-        case .poll(let text, let secret, let interval):
-            guard let url = UpstreamURL(text), url.scheme == "http" else {
-                throw ValidationError("verify.revocation.url \(text): an http:// URL of an issuer's /auth/revocations")
+        case .poll(let url, let secret, let interval, let caFile):
+            do {
+                self.poller = try RevocationPoller(url: url, secret: secret, interval: interval, caFile: caFile, board: self.board, loop: loop)
+            } catch {
+                throw ValidationError(error.description)
             }
-            self.poller = RevocationPoller(url: url, secret: secret, interval: interval, board: self.board, loop: loop)
         }
     }
 

@@ -198,9 +198,17 @@ extension GatewayConfig {
             case "off": break
             case "postgres": feed = .postgres(database: try revocation.requiredString("database"))
             case "poll":
+                let url = try revocation.requiredString("url")
+                let caFile = try revocation.string("ca_file").map(resolve)
+                if caFile != nil, !url.lowercased().hasPrefix("https://") {
+                    throw revocation.error(at: revocation.mapping["ca_file"], "ca_file", "ca_file applies to an https url only")
+                }
+                if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+                    throw revocation.error(at: revocation.mapping["ca_file"], "ca_file", "cannot read \(caFile)")
+                }
                 feed = .poll(
-                    url: try revocation.requiredString("url"), secret: try revocation.requiredString("secret"),
-                    interval: try revocation.duration("interval", default: .milliseconds(500))
+                    url: url, secret: try revocation.requiredString("secret"),
+                    interval: try revocation.duration("interval", default: .milliseconds(500)), caFile: caFile
                 )
             case let other: throw revocation.error(at: revocation.mapping["feed"], "feed", "\"\(other)\" is not off, postgres or poll")
             }

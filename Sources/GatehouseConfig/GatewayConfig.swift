@@ -178,7 +178,8 @@ public struct VerifyConfig: Sendable {
     public enum RevocationFeed: Sendable {
         case off
         case postgres(database: String)
-        case poll(url: String, secret: String, interval: Duration)
+        /// `caFile`: trust roots for an https `url` instead of the system's bundle.
+        case poll(url: String, secret: String, interval: Duration, caFile: String?)
     }
 
     public var providers: [ProviderConfig]

@@ -2,6 +2,7 @@
 public import GatehouseConfig
 import GatehouseJOSE
 public import NIOCore
+public import NIOSSL
 
 /// The `poll` revocation feed, for gateways that may not reach the database: asks the issuer's
 /// `GET /auth/revocations?since=CURSOR` (bearer `issuer.revocation_secret`) every `interval` and
@@ -11,6 +12,7 @@ public import NIOCore
 /// Confined to its event loop.
 public final class RevocationPoller: @unchecked Sendable {
     private let url: UpstreamURL
+    private let tls: NIOSSLContext?
     private let authorization: String
     private let interval: TimeAmount
     private let board: RevocationBoard
@@ -20,15 +22,29 @@ public final class RevocationPoller: @unchecked Sendable {
     private var next: Scheduled<Void>?
     private var stopped = false
 
-    /// Starts polling `url` at once.
-    public init(url: UpstreamURL, secret: String, interval: Duration, board: RevocationBoard, loop: any EventLoop) {
+    /// Starts polling `url` at once; `tls` is required for an https `url`.
+    public init(url: UpstreamURL, secret: String, interval: Duration, tls: NIOSSLContext?, board: RevocationBoard, loop: any EventLoop) {
         self.url = url
+        self.tls = tls
         self.authorization = "Bearer " + secret
         self.interval = .nanoseconds(Int64(interval.seconds * 1e9))
         self.board = board
         self.feed = board.registerFeed()
         self.loop = loop
         loop.execute { self.poll() }
+    }
+
+    /// From `verify.revocation`'s poll settings: an http or https `url` of an issuer's
+    /// `/auth/revocations`; over https, trusting `caFile` or else the system's bundle, so that the
+    /// secret and the list travel encrypted to a server whose name was checked.
+    public convenience init(
+        url text: String, secret: String, interval: Duration, caFile: String?, board: RevocationBoard, loop: any EventLoop
+    ) throws(TLSContexts.SetupError) {
+        guard let url = UpstreamURL(text) else {
+            throw TLSContexts.SetupError(description: "verify.revocation.url \(text): an http:// or https:// URL of an issuer's /auth/revocations")
+        }
+        let tls = url.scheme == "https" ? try TLSContexts.client(caFile: caFile) : nil
+        self.init(url: url, secret: secret, interval: interval, tls: tls, board: board, loop: loop)
     }
 
     public func stop() {
@@ -42,7 +58,8 @@ public final class RevocationPoller: @unchecked Sendable {
         guard !self.stopped else { return }
         let target = (self.url.basePath.isEmpty ? "/" : self.url.basePath) + "?since=\(self.cursor)"
         HTTPFetch.get(
-            self.url, target: target, authorization: self.authorization, on: self.loop, timeout: .seconds(5), maximumBytes: 16 << 20
+            self.url, target: target, authorization: self.authorization, tls: self.tls, on: self.loop, timeout: .seconds(5),
+            maximumBytes: 16 << 20
         ).whenComplete { result in
             guard case .success(let document) = result, let page = Self.page(document.text) else {
                 self.schedule(in: self.interval)

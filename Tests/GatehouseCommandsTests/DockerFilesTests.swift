@@ -131,7 +131,7 @@ struct DockerFilesTests {
                     for provider in config.verify.providers {
                         if case .jwksURL(let url, _) = provider.keys { issuerAddresses.append(url) }
                     }
-                    if case .poll(let url, _, _) = config.verify.revocation { issuerAddresses.append(url) }
+                    if case .poll(let url, _, _, _) = config.verify.revocation { issuerAddresses.append(url) }
                 }
                 listenPorts[name] = config.listen.port
             }

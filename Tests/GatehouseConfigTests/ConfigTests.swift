@@ -51,7 +51,7 @@ struct ConfigTests {
         #expect(config.verify.tokenCacheSize == 5000 && config.verify.maxTokenBytes == 4096)
         #expect(config.verify.cookie == "access_token", "browser mode defaults the cookie name")
         #expect(config.verify.allowedOrigins == ["https://partner.example.com"])
-        guard case .poll(_, let secret, let interval) = config.verify.revocation else {
+        guard case .poll(_, let secret, let interval, _) = config.verify.revocation else {
             Issue.record("revocation feed not read")
             return
         }

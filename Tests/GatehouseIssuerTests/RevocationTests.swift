@@ -97,6 +97,7 @@ struct RevocationTests {
     @Test("GET /auth/revocations: the log after a cursor, behind revocation_secret; absent without one", arguments: Backend.allCases)
     func feedEndpoint(_ backend: Backend) async throws {
         try await Harness.with(backend, options: Self.withFeedSecret) { harness in
+            let registered = Date()
             let ann = try harness.register("ann@example.com")
             let bob = try harness.register("bob@example.com")
             #expect(try harness.get("/auth/revocations?since=0").status == 401)
@@ -106,11 +107,16 @@ struct RevocationTests {
             #expect(empty.status == 200 && (empty.json?["revocations"] as? [Any])?.isEmpty == true)
 
             #expect(try harness.post("/auth/logout", ["refresh_token": ann.refresh]).status == 204)
+            let elapsed = Date().timeIntervalSince(registered)
             let first = try harness.get("/auth/revocations?since=0", bearer: "feed-secret-0123456789").json ?? [:]
             let entries = first["revocations"] as? [[String: Any]] ?? []
             #expect(entries.map { $0["sid"] as? String } == [decode(ann.access).claims["sid"] as? String])
+            // The entry lives as long as the session's longest-lived access token could: from the
+            // logout, one access-token lifetime — at least the token's exp, later by the time
+            // between its issue and the logout (and a second of rounding).
             let exp = (entries.first?["exp"] as? Double) ?? 0
-            #expect(abs(exp - (decode(ann.access).claims["exp"] as? Double ?? 0)) <= 1)
+            let tokenExp = decode(ann.access).claims["exp"] as? Double ?? 0
+            #expect(exp >= tokenExp - 1 && exp <= tokenExp + elapsed.rounded(.up) + 1, "exp \(exp), token exp \(tokenExp), elapsed \(elapsed)")
             #expect(first["more"] as? Bool == false)
             let cursor = Int(first["cursor"] as? Double ?? -1)
 
@@ -143,10 +149,10 @@ struct RevocationTests {
                   - { prefix: /echo/, upstream: "http://127.0.0.1:\(echoPort)" }
                 """
             let config = try GatewayConfig.parse(yaml, file: "sidecar.conf", baseDirectory: NSTemporaryDirectory())
-            guard case .poll(let url, let secret, let interval) = config.verify.revocation else { Issue.record("no poll feed"); return }
+            guard case .poll(let url, let secret, let interval, _) = config.verify.revocation else { Issue.record("no poll feed"); return }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let board = RevocationBoard()
-            let poller = RevocationPoller(url: UpstreamURL(url)!, secret: secret, interval: interval, board: board, loop: group.next())
+            let poller = RevocationPoller(url: UpstreamURL(url)!, secret: secret, interval: interval, tls: nil, board: board, loop: group.next())
             let sidecar = try await GatewayServer.start(config: config, group: group, host: "127.0.0.1", port: 0, revocations: board)
             #expect(try RawHTTPClient.request(port: sidecar.port, "GET", "/echo/a", headers: [("Authorization", "Bearer \(ann.access)")]).status == 200)
 
@@ -164,7 +170,7 @@ struct RevocationTests {
 
             // A sidecar started afterwards loads the log before it is ready.
             let lateBoard = RevocationBoard()
-            let late = RevocationPoller(url: UpstreamURL(url)!, secret: secret, interval: interval, board: lateBoard, loop: group.next())
+            let late = RevocationPoller(url: UpstreamURL(url)!, secret: secret, interval: interval, tls: nil, board: lateBoard, loop: group.next())
             let lateSidecar = try await GatewayServer.start(config: config, group: group, host: "127.0.0.1", port: 0, revocations: lateBoard)
             let ready = Date().addingTimeInterval(3)
             while !lateSidecar.isReady, Date() < ready { try await Task.sleep(for: .milliseconds(10)) }
