@@ -18,25 +18,11 @@ struct JWKSOverHTTPSTests {
     func https() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let certificates = try TestCertificates(subjectAltName: "DNS:localhost")
-        let tls = try NIOSSLContext(
-            configuration: .makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificateFile).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKeyFile, format: .pem))
-            )
-        )
         let document = JWKSDocument()
         let key = try EVPKey.generate(.ec(.p256))
         let helper = JWKSTests()
         document.text.withLock { $0 = try? helper.jwks([(key, "k1")]) }
-        let endpoint = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(JWKSEndpoint(document: document))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let endpoint = try await bindHTTPSDocument(document, certificates: certificates, group: group)
         let port = endpoint.localAddress!.port!
         let upstream = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group) { _ in EchoHandler() }
         let upstreamPort = upstream.localAddress!.port!

@@ -8,6 +8,7 @@ import GatehouseJOSE
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -40,6 +41,25 @@ final class JWKSEndpoint: ChannelInboundHandler {
         let channel = context.channel
         context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
+}
+
+/// Serves `document` over TLS with `certificates`' server certificate (signed by the test CA).
+func bindHTTPSDocument(_ document: JWKSDocument, certificates: TestCertificates, group: any EventLoopGroup) async throws -> any Channel {
+    let tls = try NIOSSLContext(
+        configuration: .makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificateFile).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKeyFile, format: .pem))
+        )
+    )
+    return try await ServerBootstrap(group: group)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(JWKSEndpoint(document: document))
+            }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
 }
 
 @Suite("Keys from jwks_url")

@@ -5,8 +5,6 @@ import GatehouseGateway
 import GatehouseTestSupport
 import NIOCore
 import NIOPosix
-import NIOHTTP1
-import NIOSSL
 import Synchronization
 import Testing
 
@@ -16,25 +14,11 @@ struct RevocationPollHTTPSTests {
     func pollOverHTTPS() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let certificates = try TestCertificates(subjectAltName: "DNS:localhost")
-        let serverTLS = try NIOSSLContext(
-            configuration: .makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificateFile).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKeyFile, format: .pem))
-            )
-        )
         // An issuer's /auth/revocations page, served over TLS.
         let document = JWKSDocument()
         let exp = Int(Date().timeIntervalSince1970) + 600
         document.text.withLock { $0 = #"{"cursor":7,"revocations":[{"sid":"ended-1","exp":\#(exp)}],"more":false}"# }
-        let endpoint = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(JWKSEndpoint(document: document))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let endpoint = try await bindHTTPSDocument(document, certificates: certificates, group: group)
         let port = endpoint.localAddress!.port!
 
         /// Polls `url` trusting `caFile` (nil: the system's bundle) for up to two seconds.
