@@ -28,7 +28,9 @@ final class RevocationFeeds {
         switch config.verify.revocation {
         case .off: break
         case .postgres(let database): self.follow(.postgres(database), interval: .seconds(1))
-        case .poll(let url, let secret, let interval, let caFile):
+        case .poll(let text, let secret, let interval, let caFile):
+            // The configuration checked the URL; only its trust roots can fail here.
+            guard let url = UpstreamURL(text) else { throw ValidationError("verify.revocation.url \(text) is not an http(s) URL") }
             do {
                 self.poller = try RevocationPoller(url: url, secret: secret, interval: interval, caFile: caFile, board: self.board, loop: loop)
             } catch {

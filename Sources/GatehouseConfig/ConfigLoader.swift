@@ -198,14 +198,7 @@ extension GatewayConfig {
             case "off": break
             case "postgres": feed = .postgres(database: try revocation.requiredString("database"))
             case "poll":
-                let url = try revocation.requiredString("url")
-                let caFile = try revocation.string("ca_file").map(resolve)
-                if caFile != nil, !url.lowercased().hasPrefix("https://") {
-                    throw revocation.error(at: revocation.mapping["ca_file"], "ca_file", "ca_file applies to an https url only")
-                }
-                if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-                    throw revocation.error(at: revocation.mapping["ca_file"], "ca_file", "cannot read \(caFile)")
-                }
+                let (url, caFile) = try Self.parseURLWithTrust(&revocation, urlKey: "url", resolve: resolve)
                 feed = .poll(
                     url: url, secret: try revocation.requiredString("secret"),
                     interval: try revocation.duration("interval", default: .milliseconds(500)), caFile: caFile
@@ -261,6 +254,23 @@ extension GatewayConfig {
         )
     }
 
+    /// An http(s) URL under `urlKey` and the optional `ca_file` beside it: its trust roots, for an
+    /// https URL only, and readable.
+    private static func parseURLWithTrust(
+        _ section: inout Section, urlKey: String, resolve: (String) -> String
+    ) throws(ConfigError) -> (url: String, caFile: String?) {
+        let url = try section.requiredString(urlKey)
+        guard UpstreamURL(url) != nil else { throw section.error(at: section.mapping[urlKey], urlKey, "\"\(url)\" is not an http(s) URL") }
+        let caFile = try section.string("ca_file").map(resolve)
+        if caFile != nil, !url.lowercased().hasPrefix("https://") {
+            throw section.error(at: section.mapping["ca_file"], "ca_file", "ca_file applies to an https \(urlKey) only")
+        }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw section.error(at: section.mapping["ca_file"], "ca_file", "cannot read \(caFile)")
+        }
+        return (url, caFile)
+    }
+
     private static func parseKeySource(_ source: inout Section, algorithms: Set<Algorithm>, resolve: (String) -> String) throws(ConfigError) -> KeySource {
         let forms = ["jwks_url", "jwks_file", "public_key_file", "secret"].filter(source.has)
         guard forms.count == 1 else {
@@ -268,15 +278,7 @@ extension GatewayConfig {
         }
         switch forms[0] {
         case "jwks_url":
-            let url = try source.requiredString("jwks_url")
-            guard UpstreamURL(url) != nil else { throw source.error(at: source.mapping["jwks_url"], "jwks_url", "\"\(url)\" is not an http(s) URL") }
-            let caFile = try source.string("ca_file").map(resolve)
-            if caFile != nil, !url.lowercased().hasPrefix("https://") {
-                throw source.error(at: source.mapping["ca_file"], "ca_file", "ca_file applies to an https jwks_url only")
-            }
-            if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-                throw source.error(at: source.mapping["ca_file"], "ca_file", "cannot read \(caFile)")
-            }
+            let (url, caFile) = try Self.parseURLWithTrust(&source, urlKey: "jwks_url", resolve: resolve)
             return .jwksURL(url, caFile: caFile)
         case "jwks_file":
             let path = resolve(try source.requiredString("jwks_file"))

@@ -34,15 +34,12 @@ public final class RevocationPoller: @unchecked Sendable {
         loop.execute { self.poll() }
     }
 
-    /// From `verify.revocation`'s poll settings: an http or https `url` of an issuer's
-    /// `/auth/revocations`; over https, trusting `caFile` or else the system's bundle, so that the
-    /// secret and the list travel encrypted to a server whose name was checked.
+    /// From `verify.revocation`'s poll settings: over https, trusting `caFile` or else the
+    /// system's bundle, so that the secret and the list travel encrypted to a server whose name
+    /// was checked. Throws when the trust roots cannot be loaded.
     public convenience init(
-        url text: String, secret: String, interval: Duration, caFile: String?, board: RevocationBoard, loop: any EventLoop
+        url: UpstreamURL, secret: String, interval: Duration, caFile: String?, board: RevocationBoard, loop: any EventLoop
     ) throws(TLSContexts.SetupError) {
-        guard let url = UpstreamURL(text) else {
-            throw TLSContexts.SetupError(description: "verify.revocation.url \(text): an http:// or https:// URL of an issuer's /auth/revocations")
-        }
         let tls = url.scheme == "https" ? try TLSContexts.client(caFile: caFile) : nil
         self.init(url: url, secret: secret, interval: interval, tls: tls, board: board, loop: loop)
     }
