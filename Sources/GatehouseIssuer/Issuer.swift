@@ -143,16 +143,13 @@ public final class Issuer: Sendable {
         guard passwordBytes.count <= Self.maximumPasswordBytes else {
             return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
         }
-        let emailKey = "email:" + email
+        let emailKey = Self.emailLimitKey(email)
         let addressKey = "address:" + self.trustedProxies.clientAddress(peer: peer, forwardedFor: forwardedFor)
-        let limit = self.config.loginLimitFailures
-        let window = Int64(self.config.loginLimitWindow.seconds * 1000)
+        let window = self.loginLimitWindow
         let parameters = self.argon2
         let decoy = self.decoyHash
         return self.database(on: eventLoop) { () throws -> (id: Int64, passwordHash: String)? in
-            let now = Self.nowMilliseconds()
-            let waits = try [emailKey, addressKey].compactMap { key in try self.store.loginBlocked(key: key, limit: limit, window: window, now: now) }
-            if let wait = waits.max() { throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000)) }
+            try self.refuseIfBlocked([emailKey, addressKey], now: Self.nowMilliseconds())
             return try self.store.credentials(email: email)
         }.flatMap { credentials in
             // An unknown email is checked against the decoy: the same work, the same answer.
@@ -176,6 +173,20 @@ public final class Issuer: Sendable {
                 return try self.startSession(for: user, now: now)
             }
         }
+    }
+
+    /// The login limit's counter for an email (another counts by client address).
+    private static func emailLimitKey(_ email: String) -> String { "email:" + email }
+
+    /// The login limit's window, in milliseconds.
+    private var loginLimitWindow: Int64 { Int64(self.config.loginLimitWindow.seconds * 1000) }
+
+    /// 429 `rate_limited` when any of the login limit's `keys` is over the limit, `Retry-After` the
+    /// longest wait (on the database pool).
+    private func refuseIfBlocked(_ keys: [String], now: Int64) throws {
+        let limit = self.config.loginLimitFailures
+        let waits = try keys.compactMap { try self.store.loginBlocked(key: $0, limit: limit, window: self.loginLimitWindow, now: now) }
+        if let wait = waits.max() { throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000)) }
     }
 
     /// A new session and its first tokens (on the database pool).
@@ -264,16 +275,13 @@ public final class Issuer: Sendable {
             return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
         }
         let parameters = self.argon2
-        let limit = self.config.loginLimitFailures
-        let window = Int64(self.config.loginLimitWindow.seconds * 1000)
+        let window = self.loginLimitWindow
         return self.database(on: eventLoop) { () throws -> (stored: String, emailKey: String) in
             guard let user = try self.store.user(id: claims.userID), let credentials = try self.store.credentials(email: user.email) else {
                 throw IssuerError.invalidToken("the user no longer exists")
             }
-            let emailKey = "email:" + user.email
-            if let wait = try self.store.loginBlocked(key: emailKey, limit: limit, window: window, now: Self.nowMilliseconds()) {
-                throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000))
-            }
+            let emailKey = Self.emailLimitKey(user.email)
+            try self.refuseIfBlocked([emailKey], now: Self.nowMilliseconds())
             return (credentials.passwordHash, emailKey)
         }.flatMap { stored, emailKey in
             self.hash { () throws -> String? in
