@@ -48,8 +48,7 @@ public enum Credentials: Equatable, Sendable {
     /// `Bearer` in any casing, spaces, then the token (RFC 6750 §2.1); another scheme is `.none`.
     /// Read as bytes: `Character`-wise slicing of the header cost more than the checks.
     private static func fromAuthorization(_ authorization: String) -> Credentials {
-        var authorization = authorization
-        return authorization.withUTF8 { bytes in
+        authorization.withUTF8Bytes { bytes in
             guard bytes.count >= 6, HeaderRewriter.equalsIgnoringCase(UnsafeBufferPointer(rebasing: bytes[..<6]), "bearer"),
                 bytes.count == 6 || bytes[6] == UInt8(ascii: " ")
             else { return .none }
@@ -61,8 +60,7 @@ public enum Credentials: Equatable, Sendable {
     }
 
     private static func isToken68(_ token: String) -> Bool {
-        var token = token
-        return token.withUTF8 { Self.isToken68($0) }
+        token.withUTF8Bytes { Self.isToken68($0) }
     }
 
     /// RFC 6750's b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.

@@ -57,14 +57,14 @@ public struct GatewayError: Error, Sendable, Equatable {
         JSONObject(["error": .string(self.code), "error_description": .string(self.description)]).serialized
     }
 
-    /// The response head, with `Content-Type`, `Content-Length` and the challenge.
-    public func head(version: HTTPVersion = .http1_1, keepAlive: Bool) -> HTTPResponseHead {
+    /// The response's headers for a body of `bodyBytes`: `Content-Type`, `Content-Length`,
+    /// `Cache-Control` and the challenge (the connection's fate is the writer's to add).
+    func headers(bodyBytes: Int) -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(self.body.utf8.count))
+        headers.add(name: "Content-Length", value: String(bodyBytes))
         headers.add(name: "Cache-Control", value: "no-store")
         if let challenge { headers.add(name: "WWW-Authenticate", value: challenge) }
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        return HTTPResponseHead(version: version, status: self.status, headers: headers)
+        return headers
     }
 }

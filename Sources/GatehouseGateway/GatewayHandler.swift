@@ -302,7 +302,6 @@ final class GatewayHandler: ChannelInboundHandler {
             HeaderRewriter.addIdentity(identity, to: &headers)
             headers.add(name: "Content-Length", value: "0")
             headers.add(name: "Cache-Control", value: "no-store")
-            if !self.clientKeepAlive { headers.add(name: "Connection", value: "close") }
             self.status = 200
             self.metrics.countRequest(route: self.routeLabel, status: 200)
             self.writeHead(.ok, headers: headers, context: context)
@@ -393,24 +392,32 @@ final class GatewayHandler: ChannelInboundHandler {
     private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
         self.status = Int(error.status.code)
         self.metrics.countRequest(route: self.routeLabel, status: self.status)
-        self.writeHead(error.status, headers: error.head(keepAlive: self.clientKeepAlive).headers, context: context)
-        var body = context.channel.allocator.buffer(capacity: 128)
-        body.writeString(error.body)
+        let text = error.body
+        self.writeHead(error.status, headers: error.headers(bodyBytes: text.utf8.count), context: context)
+        var body = context.channel.allocator.buffer(capacity: text.utf8.count)
+        body.writeString(text)
         self.responseBody.write(body, to: context)
         self.finishResponse(context: context)
     }
 
-    /// Writes a response head with a `Content-Length` among `headers`: the body goes as is, or not
-    /// at all when the request was HEAD.
+    /// Writes a response head with a `Content-Length` among `headers`, and the `Connection` field:
+    /// the body goes as is, or not at all when the request was HEAD.
     private func writeHead(_ status: HTTPResponseStatus, headers: HTTPHeaders, context: ChannelHandlerContext) {
         var headers = headers
-        if self.clientKeepAlive && self.isHTTP10 { headers.add(name: "Connection", value: "keep-alive") }
+        if let connection = self.connectionField { headers.add(name: "Connection", value: connection) }
         self.responseBody.framing = HTTPWire.responseHasBody(status: Int(status.code), requestMethod: self.method) ? .raw : .none
         context.write(self.wrapOutboundOut(HTTPWire.responseHead(status, headers: headers, allocator: context.channel.allocator)), promise: nil)
     }
 
     /// An HTTP/1.0 client: keep-alive only when both sides say so, no chunked bodies.
     private var isHTTP10: Bool { self.version.major == 1 && self.version.minor == 0 }
+
+    /// What every response says in `Connection`: `close` when the connection ends after it,
+    /// `keep-alive` to an HTTP/1.0 client that keeps it (which would close otherwise).
+    private var connectionField: String? {
+        if !self.clientKeepAlive { return "close" }
+        return self.isHTTP10 ? "keep-alive" : nil
+    }
 
     /// `100 Continue`: the client may send the body.
     private func writeContinue(context: ChannelHandlerContext) {
@@ -496,11 +503,7 @@ extension GatewayHandler: UpstreamDelegate {
             if !facts.chunked { writer.add(name: "Transfer-Encoding", value: "chunked") }
             self.responseBody.framing = .chunked
         }
-        if !self.clientKeepAlive {
-            writer.add(name: "Connection", value: "close")
-        } else if oldClient {
-            writer.add(name: "Connection", value: "keep-alive")  // HTTP/1.0 closes otherwise
-        }
+        if let connection = self.connectionField { writer.add(name: "Connection", value: connection) }
         return writer.finish()
     }
 
@@ -590,7 +593,6 @@ extension GatewayHandler {
             self.metrics.countRequest(route: self.routeLabel, status: self.status)
             var headers = response.headers
             headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
-            if !self.clientKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             self.writeHead(response.status, headers: headers, context: context)
             if !response.body.isEmpty {
                 var body = context.channel.allocator.buffer(capacity: response.body.count)

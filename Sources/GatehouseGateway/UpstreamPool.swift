@@ -13,8 +13,6 @@ final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
     let key: String
     let handler: UpstreamResponseHandler
-    /// The response decoder, told each request's method (a response to HEAD has no body).
-    private let decoder: HTTPResponseDecoder
     /// The decoder's context: writing through it puts bytes on the socket (and TLS) directly, the
     /// request having been serialised by the gateway (`HTTPWire`).
     let writer: ChannelHandlerContext
@@ -28,9 +26,10 @@ final class UpstreamConnection: @unchecked Sendable {
         self.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 
-    /// Writes a serialised request head; the decoder learns the method first.
+    /// Writes a serialised request head, after telling the response decoder its method (a
+    /// response to HEAD has no body).
     func writeHead(_ head: ByteBuffer, method: HTTPMethod) {
-        self.decoder.write(data: method == .HEAD ? Self.headRequest : method == .CONNECT ? Self.connectRequest : Self.otherRequest)
+        self.handler.decoder.write(data: method == .HEAD ? Self.headRequest : method == .CONNECT ? Self.connectRequest : Self.otherRequest)
         self.writer.write(NIOAny(head), promise: nil)
     }
 
@@ -43,7 +42,6 @@ final class UpstreamConnection: @unchecked Sendable {
         self.channel = channel
         self.key = key
         self.handler = handler
-        self.decoder = handler.decoder
         self.writer = writer
     }
 }
