@@ -36,6 +36,7 @@ struct ConfigCommand: AsyncParsableCommand {
                 printError("error: \(error)")
                 throw ExitCode(1)
             }
+            for warning in config.warnings { printError("warning: \(warning)") }
             print(EffectiveConfig(config).text)
         }
     }
@@ -112,6 +113,7 @@ struct EffectiveConfig {
                 "    timeout: \(Self.format(route.timeout))", "    connect_timeout: \(Self.format(route.connectTimeout))",
                 "    allow_preflight: \(route.allowPreflight)", "    strip_prefix: \(route.stripPrefix)",
                 "    preserve_host: \(route.preserveHost)", "    forward_token: \(route.forwardToken)",
+                "    semicolons: \(route.keepSemicolons ? "keep" : "refuse")", "    encoded_slashes: \(route.keepEncodedSlashes ? "keep" : "refuse")",
             ]
             if let tls = route.upstreamTLS {
                 let parts = [tls.caFile.map { "ca_file: \($0)" }, tls.clientCertificate.map { "cert_file: \($0.certificateFile), key_file: \($0.keyFile)" }]

@@ -114,6 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
             lines.append("  route \(route.prefix) -> \(route.upstream) (\(route.auth.rawValue))")
         }
         log.say(lines)
+        log.say(config.warnings.map { "warning: " + $0 }, level: "warning")
 
         for await _ in signals { break }
         sources.forEach { $0.cancel() }
@@ -142,7 +143,8 @@ struct ServeLog {
         }
     }
 
-    func say(_ lines: [String]) {
+    func say(_ lines: [String], level: String = "info") {
+        guard !lines.isEmpty else { return }
         let text: String
         switch self.format {
         case .text:
@@ -156,7 +158,7 @@ struct ServeLog {
                 format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
                 parts.tm_min, parts.tm_sec, Int32(now.tv_nsec / 1_000_000)
             )
-            text = lines.map { JSONObject(["time": .string(time), "level": .string("info"), "msg": .string($0)]).serialized + "\n" }.joined()
+            text = lines.map { JSONObject(["time": .string(time), "level": .string(level), "msg": .string($0)]).serialized + "\n" }.joined()
         }
         FileHandle.standardOutput.write(Data(text.utf8))
     }

@@ -39,8 +39,8 @@ extension GatewayConfig {
             throw top.error(at: mapping["log_format"], "log_format", "\"\(formatText)\" is not auto, text or json")
         }
         let trustedProxies = try top.strings("trusted_proxies") ?? []
-        for proxy in trustedProxies where !Self.isAddressOrCIDR(proxy) {
-            throw top.error(at: mapping["trusted_proxies"], "trusted_proxies", "\"\(proxy)\" is not an IP address or CIDR block")
+        do { _ = try TrustedProxies(trustedProxies) } catch {
+            throw top.error(at: mapping["trusted_proxies"], "trusted_proxies", "\"\(error.entry)\" is not an IP address or CIDR block")
         }
 
         var tls: TLSFiles? = nil
@@ -333,8 +333,17 @@ extension GatewayConfig {
             stripPrefix: try section.bool("strip_prefix", default: false),
             preserveHost: try section.bool("preserve_host", default: false),
             forwardToken: try section.bool("forward_token", default: true),
+            keepSemicolons: try Self.keepOrRefuse("semicolons", in: &section),
+            keepEncodedSlashes: try Self.keepOrRefuse("encoded_slashes", in: &section),
             upstreamTLS: try Self.parseUpstreamTLS(&section, upstream: upstream, resolve: resolve)
         )
+    }
+
+    /// `keep` or `refuse` (the default): whether a route lets a path hazard through.
+    private static func keepOrRefuse(_ key: String, in section: inout Section) throws(ConfigError) -> Bool {
+        let text = try section.string(key, default: "refuse")
+        guard text == "keep" || text == "refuse" else { throw section.error(at: section.mapping[key], key, "\"\(text)\" is not keep or refuse") }
+        return text == "keep"
     }
 
     /// `upstream_tls: {ca_file, cert_file, key_file}`, every key optional, for https upstreams only.
@@ -359,19 +368,6 @@ extension GatewayConfig {
 
     static func absolute(_ path: String, relativeTo base: String) -> String {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path
-    }
-
-    private static func isAddressOrCIDR(_ text: String) -> Bool {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2 else { return false }
-        let address = String(parts[0])
-        var storage = [UInt8](repeating: 0, count: 16)
-        let isV4 = inet_pton(AF_INET, address, &storage) == 1
-        let isV6 = !isV4 && inet_pton(AF_INET6, address, &storage) == 1
-        guard isV4 || isV6 else { return false }
-        guard parts.count == 2 else { return true }
-        guard let bits = Int(parts[1]) else { return false }
-        return (0...(isV4 ? 32 : 128)).contains(bits)
     }
 
     private static func line(of error: any Error) -> Int? {

@@ -84,7 +84,7 @@ struct Section {
     mutating func duration(_ key: String, default value: Duration) throws(ConfigError) -> Duration {
         guard let text = try self.string(key) else { return value }
         guard let duration = Duration(configText: text) else {
-            throw self.error(at: self.mapping[key], key, "\"\(text)\" is not a duration (like 250ms, 30s, 15m, 2h, 7d)")
+            throw self.error(at: self.mapping[key], key, "\"\(text)\" is not a duration (like 250ms, 30s, 15m, 2h, 7d; at most 100 years)")
         }
         return duration
     }

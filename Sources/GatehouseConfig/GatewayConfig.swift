@@ -54,6 +54,13 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         self.basePath = path.hasSuffix("/") ? String(path.dropLast()) : String(path)
     }
 
+    /// `localhost`, `127.0.0.0/8` or `::1`: traffic that never leaves the machine.
+    public var isLoopback: Bool {
+        if self.host.lowercased() == "localhost" || self.host == "::1" { return true }
+        guard let bytes = TrustedProxies.bytes(of: self.host), bytes.count == 4 else { return false }
+        return bytes[0] == 127
+    }
+
     public var description: String { "\(self.scheme)://\(self.host.contains(":") ? "[\(self.host)]" : self.host):\(self.port)\(self.basePath)" }
 }
 
@@ -85,6 +92,21 @@ public struct GatewayConfig: Sendable {
     /// The key and JWKS files named, by absolute path, each with the key and line that names it
     /// (`message` empty), so that a file that cannot be read is reported where it was named.
     public var fileReferences: [String: ConfigError] = [:]
+
+    /// What is allowed but unsafe, said at start (`serve`) and by `config check`: a `jwks_url` or
+    /// revocation poll `url` over plain http to a host off this machine, where anyone on the path
+    /// can swap the keys or hide revocations.
+    public var warnings: [String] {
+        var urls: [(key: String, url: String)] = []
+        for provider in self.verify.providers {
+            if case .jwksURL(let url, _) = provider.keys { urls.append(("verify.keys.jwks_url", url)) }
+        }
+        if case .poll(let url, _, _, _) = self.verify.revocation { urls.append(("verify.revocation.url", url)) }
+        return urls.compactMap { key, text in
+            guard let url = UpstreamURL(text), url.scheme == "http", !url.isLoopback else { return nil }
+            return "\(key) \(text) is plain http to a host off this machine: anyone on the path can change what it answers; use https"
+        }
+    }
 }
 
 /// A certificate chain and its private key, as PEM files (absolute paths).
@@ -208,14 +230,23 @@ public struct RouteConfig: Sendable {
     public var stripPrefix: Bool
     public var preserveHost: Bool
     public var forwardToken: Bool
+    /// `semicolons: keep`: `;` and `%3B` in the path pass (else 400), for upstreams that use
+    /// path parameters (`;jsessionid`).
+    public var keepSemicolons: Bool
+    /// `encoded_slashes: keep`: `%2F`, `%5C` and `\` in the path pass (else 400), for upstreams
+    /// that read `%2F` inside a segment (RabbitMQ's vhost `%2F`, GitLab's `group%2Fproject`).
+    public var keepEncodedSlashes: Bool
     /// For an https upstream; nil: the system's bundle and no client certificate.
     public var upstreamTLS: UpstreamTLSConfig?
 
     public init(
         prefix: String, upstream: UpstreamURL, auth: Auth, anyRole: [String] = [], allScopes: [String] = [],
         timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5), allowPreflight: Bool = false,
-        stripPrefix: Bool = false, preserveHost: Bool = false, forwardToken: Bool = true, upstreamTLS: UpstreamTLSConfig? = nil
+        stripPrefix: Bool = false, preserveHost: Bool = false, forwardToken: Bool = true, keepSemicolons: Bool = false,
+        keepEncodedSlashes: Bool = false, upstreamTLS: UpstreamTLSConfig? = nil
     ) {
+        self.keepSemicolons = keepSemicolons
+        self.keepEncodedSlashes = keepEncodedSlashes
         self.upstreamTLS = upstreamTLS
         self.prefix = prefix
         self.upstream = upstream

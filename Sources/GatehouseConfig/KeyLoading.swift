@@ -40,9 +40,10 @@ extension IssuerConfig {
 }
 
 extension ProviderConfig {
-    /// The verifier for this provider, with keys read from files (or handed over for `keys: local`
-    /// and fetched JWKS). `jwks_url` keys are fetched by the gateway, not here.
-    public func makeVerifier(issuerConfig: IssuerConfig?, fetched: JWKS? = nil, maxTokenBytes: Int) throws(KeyError) -> Verifier {
+    /// The verifier for this provider, with keys read from files (or handed over: `keys: local`'s
+    /// from the issuer's configuration, `jwks_url`'s as `fetched`, the gateway's to fetch and
+    /// sort with `keys(of:remote:)`).
+    public func makeVerifier(issuerConfig: IssuerConfig?, fetched: [ConfiguredKey]? = nil, maxTokenBytes: Int) throws(KeyError) -> Verifier {
         let configured: [ConfiguredKey]
         var skipping = false
         switch self.keys {
@@ -51,10 +52,10 @@ extension ProviderConfig {
             configured = try issuerConfig.loadVerificationKeys()
         case .jwksURL(let url, _):
             guard let fetched else { throw KeyError("keys from \(url) have not been fetched") }
-            configured = try Self.keys(of: fetched)
+            configured = fetched
             skipping = true
         case .jwksFile(let path):
-            configured = try Self.keys(of: KeyFiles.loadJWKS(path))
+            configured = try Self.keys(of: KeyFiles.loadJWKS(path), remote: false).keys
         case .publicKeyFile(let path, let keyID):
             let key = try KeyFiles.loadPEM(path)
             let publicKey: EVPKey
@@ -71,10 +72,23 @@ extension ProviderConfig {
         return Verifier(policy: policy, keys: keySet)
     }
 
-    /// Signing keys of a JWKS; `use: enc` keys are not for us.
-    static func keys(of jwks: JWKS) throws(KeyError) -> [ConfiguredKey] {
+    /// The signature keys of a JWKS. Keys for encryption or key agreement are not for us and are
+    /// skipped: `use: enc`, an OKP curve other than Ed25519 (X25519) and, in a `remote` set, an `alg`
+    /// that is no JWS algorithm (Keycloak's `RSA-OAEP`; a local file says it as an error). A `remote` set (`jwks_url`) is published, so a symmetric (`oct`)
+    /// key in it is no secret: it is refused, never made an HMAC key, and counted in
+    /// `refusedSymmetric`.
+    public static func keys(of jwks: JWKS, remote: Bool) throws(KeyError) -> (keys: [ConfiguredKey], refusedSymmetric: Int) {
         var keys: [ConfiguredKey] = []
-        for jwk in jwks.keys where jwk.use != "enc" { keys.append(try ConfiguredKey(jwk: jwk)) }
-        return keys
+        var refusedSymmetric = 0
+        for jwk in jwks.keys where jwk.use != "enc" {
+            if remote, let name = jwk.algorithm, Algorithm(rawValue: name) == nil { continue }
+            if jwk.keyType == "OKP", jwk.json["crv"]?.stringValue != "Ed25519" { continue }
+            if remote, jwk.keyType == "oct" {
+                refusedSymmetric += 1
+                continue
+            }
+            keys.append(try ConfiguredKey(jwk: jwk))
+        }
+        return (keys, refusedSymmetric)
     }
 }

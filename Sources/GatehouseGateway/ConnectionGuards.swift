@@ -35,20 +35,38 @@ public struct ConnectionLimits: Sendable {
 }
 
 /// Closes connections that take too long to send a request head (slowloris: `header_timeout`
-/// from the head's first byte) or sit idle between requests (`idle_timeout`). It sees raw bytes,
-/// so it stands before the HTTP decoder; the gateway tells it when a head is complete. It keeps a
-/// deadline, not a timer: the gateway's per-loop sweep calls `expire(now:)` (a timer per request
-/// cost more than the request's verification).
+/// from the head's first byte) or sit idle between requests (`idle_timeout`), and notices request
+/// bodies that send nothing for `idle_timeout` (the gateway answers those: 408 or a close). It sees
+/// raw bytes, so it stands before the HTTP decoder; the gateway tells it when a head is complete,
+/// when the request has ended, and when it stops reading the client itself (back-pressure: then
+/// silence is not the client's). It keeps a deadline, not a timer: the gateway's per-loop sweep
+/// calls `expire(now:)` (a timer per request cost more than the request's verification).
 final class HeadTimeoutHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+
+    /// What ran out.
+    enum Expiry {
+        /// No head, or no next request, in time: the connection was closed here.
+        case head
+        /// The request body sent nothing for `idle_timeout`: the gateway decides how it ends.
+        case body
+    }
 
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var deadline: NIODeadline?
     private var channel: (any Channel)?
-    /// Waiting for a head: no bytes yet (idle) or some (header timeout running).
-    private enum State { case idle, receivingHead, busy }
+    private enum State {
+        /// Waiting for a head: no bytes yet (`idle_timeout`) or some (`header_timeout`).
+        case idle, receivingHead
+        /// The head is in, the request's body not yet whole: every byte moves the deadline.
+        case readingBody
+        /// As `readingBody`, but the gateway is not reading the client: no deadline.
+        case readingBodyPaused
+        /// The request is whole: the exchange has its own timeouts.
+        case busy
+    }
     private var state = State.idle
 
     init(headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
@@ -70,17 +88,42 @@ final class HeadTimeoutHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if self.state == .idle {
+        switch self.state {
+        case .idle:
             self.state = .receivingHead
             self.deadline = .now() + self.headerTimeout
+        case .readingBody:
+            self.deadline = .now() + self.idleTimeout
+        case .receivingHead, .readingBodyPaused, .busy:
+            break
         }
         context.fireChannelRead(data)
     }
 
-    /// The request head is complete: no deadline until the exchange ends.
+    /// The request head is complete; its body (if any) follows.
     func headReceived() {
+        self.state = .readingBody
+        self.deadline = .now() + self.idleTimeout
+    }
+
+    /// The request is whole: no deadline until the exchange ends.
+    func requestEnded() {
         self.state = .busy
         self.deadline = nil
+    }
+
+    /// The gateway stopped (`false`) or resumed (`true`) reading the client.
+    func clientReads(_ on: Bool) {
+        switch (self.state, on) {
+        case (.readingBody, false):
+            self.state = .readingBodyPaused
+            self.deadline = nil
+        case (.readingBodyPaused, true):
+            self.state = .readingBody
+            self.deadline = .now() + self.idleTimeout
+        default:
+            break
+        }
     }
 
     /// The exchange ended: the connection waits for the next request.
@@ -89,11 +132,20 @@ final class HeadTimeoutHandler: ChannelInboundHandler {
         self.deadline = .now() + self.idleTimeout
     }
 
-    /// Closes the connection if its deadline has passed.
-    func expire(now: NIODeadline) {
-        guard let deadline = self.deadline, now >= deadline, self.state != .busy else { return }
+    /// What ran out, if the deadline has passed; a head or idle expiry closes the connection here.
+    func expire(now: NIODeadline) -> Expiry? {
+        guard let deadline = self.deadline, now >= deadline else { return nil }
         self.deadline = nil
-        self.channel?.close(promise: nil)
+        switch self.state {
+        case .idle, .receivingHead:
+            self.channel?.close(promise: nil)
+            return .head
+        case .readingBody:
+            self.state = .busy
+            return .body
+        case .readingBodyPaused, .busy:
+            return nil
+        }
     }
 }
 

@@ -12,13 +12,22 @@ public struct GatewayError: Error, Sendable, Equatable {
     public let challenge: String?
     /// Why a token was refused, for `gatehouse_token_rejections_total`.
     public let rejection: RejectionReason?
+    /// `Allow`, for 405.
+    public let allow: String?
+    /// The connection closes after this answer, whatever the client asked.
+    public let closesConnection: Bool
 
-    public init(status: HTTPResponseStatus, code: String, description: String, challenge: String? = nil, rejection: RejectionReason? = nil) {
+    public init(
+        status: HTTPResponseStatus, code: String, description: String, challenge: String? = nil, rejection: RejectionReason? = nil,
+        allow: String? = nil, closesConnection: Bool = false
+    ) {
         self.status = status
         self.code = code
         self.description = description
         self.challenge = challenge
         self.rejection = rejection
+        self.allow = allow
+        self.closesConnection = closesConnection
     }
 
     /// No token where one is required: a bare `Bearer` challenge (RFC 6750 §3.1).
@@ -43,6 +52,19 @@ public struct GatewayError: Error, Sendable, Equatable {
         GatewayError(status: .badRequest, code: "invalid_request", description: description)
     }
 
+    /// `CONNECT` and `TRACE` are never forwarded: a tunnel's framing would desynchronise a pooled
+    /// upstream connection, and `TRACE` echoes credentials. Answered from the head alone; the
+    /// connection closes, since the bytes after such a head have no agreed framing.
+    public static let methodNotAllowed = GatewayError(
+        status: .methodNotAllowed, code: "method_not_allowed", description: "CONNECT and TRACE are not forwarded",
+        allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", closesConnection: true
+    )
+
+    /// A request body that sent nothing for `idle_timeout`.
+    public static let requestTimeout = GatewayError(
+        status: .requestTimeout, code: "request_timeout", description: "the request body sent nothing for idle_timeout", closesConnection: true
+    )
+
     public static let notFound = GatewayError(status: .notFound, code: "not_found", description: "no route matches this path")
     public static let badGateway = GatewayError(status: .badGateway, code: "bad_gateway", description: "the upstream could not be reached")
     public static let gatewayTimeout = GatewayError(
@@ -65,6 +87,7 @@ public struct GatewayError: Error, Sendable, Equatable {
         headers.add(name: "Content-Length", value: String(bodyBytes))
         headers.add(name: "Cache-Control", value: "no-store")
         if let challenge { headers.add(name: "WWW-Authenticate", value: challenge) }
+        if let allow { headers.add(name: "Allow", value: allow) }
         return headers
     }
 }

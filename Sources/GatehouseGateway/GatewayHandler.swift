@@ -35,6 +35,9 @@ final class GatewayHandler: ChannelInboundHandler {
         case readingLocal
         /// The local endpoints are working on the request.
         case awaitingLocal
+        /// The last response closes the connection: whatever the client sent after is ignored,
+        /// never taken as a request (the gateway may have refused the framing of what came before).
+        case closing
     }
 
     private let state: LoopState
@@ -59,6 +62,8 @@ final class GatewayHandler: ChannelInboundHandler {
     /// The peer's address as text, made once per connection (`X-Forwarded-For`, the issuer's
     /// per-address limits): formatting it costs an `inet_ntop` each time.
     private var peerAddress: String?
+    /// The peer is one of `trusted_proxies`: its forwarding headers pass.
+    private var peerTrusted = false
 
     private var phase = Phase.idle
     private var clientKeepAlive = true
@@ -94,6 +99,7 @@ final class GatewayHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.peerAddress = context.channel.remoteAddress?.ipAddress
+        self.peerTrusted = self.peerAddress.map(self.state.trustedProxies.contains) ?? false
         self.headTimeout = try? context.pipeline.syncOperations.handler(type: HeadTimeoutHandler.self)
         self.state.connections[ObjectIdentifier(self)] = self
         if self.state.draining { context.close(promise: nil) }
@@ -103,6 +109,11 @@ final class GatewayHandler: ChannelInboundHandler {
     /// turned keep-alive off, so the response just finished closes the connection once flushed.)
     /// Pipelined requests run once the caller has written the end of this response.
     private func enterIdle(context: ChannelHandlerContext) {
+        guard self.clientKeepAlive else {
+            self.phase = .closing
+            self.pipelined.removeAll()
+            return
+        }
         self.phase = .idle
         if !self.state.draining { self.headTimeout?.waitForHead() }
         if !self.pipelined.isEmpty {
@@ -144,6 +155,7 @@ final class GatewayHandler: ChannelInboundHandler {
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard self.phase != .closing else { return }
         let part = self.unwrapInboundIn(data)
         if case .head = part, self.phase != .idle {
             self.pipelined.append(part)
@@ -160,32 +172,41 @@ final class GatewayHandler: ChannelInboundHandler {
         case (.idle, .head(let head)):
             self.begin(head, context: context)
         case (.answered, .end):
-            self.requestComplete = true
+            self.requestEnded()
             self.enterIdle(context: context)
         case (.answered, _):
             break  // the body of a request already answered
         case (.connecting, let part):
-            if case .end = part { self.requestComplete = true }
+            if case .end = part { self.requestEnded() }
             self.held.append(part)
         case (.forwarding, .body(let buffer)):
             if let upstream = self.upstream { self.requestBody.write(buffer, to: upstream.writer) }
-        case (.forwarding, .end(let trailers)):
-            self.requestComplete = true
+        case (.forwarding, .end):
+            self.requestEnded()
             if let upstream = self.upstream {
-                self.requestBody.end(trailers: trailers, to: upstream.writer)
+                // Request trailers are dropped: an upstream may merge them into the headers.
+                self.requestBody.end(trailers: nil, to: upstream.writer)
                 upstream.writer.flush()
             }
         case (.readingLocal, .body(var buffer)):
             self.readLocalBody(&buffer, context: context)
         case (.readingLocal, .end):
-            self.requestComplete = true
+            self.requestEnded()
             self.respondLocally(context: context)
         case (.awaitingLocal, _):
             context.close(promise: nil)
+        case (.closing, _):
+            break
         case (_, .head), (.idle, _):
             // Heads wait in `pipelined` while an exchange runs; anything else is a broken peer.
             context.close(promise: nil)
         }
+    }
+
+    /// The request's last part has arrived: its body can no longer stall.
+    private func requestEnded() {
+        self.requestComplete = true
+        self.headTimeout?.requestEnded()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -211,6 +232,7 @@ final class GatewayHandler: ChannelInboundHandler {
         let on = self.clientReadsWanted && self.pipelined.isEmpty
         guard self.clientReadsPaused == on else { return }
         self.clientReadsPaused = !on
+        self.headTimeout?.clientReads(on)
         context.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 
@@ -233,24 +255,44 @@ final class GatewayHandler: ChannelInboundHandler {
         switch self.phase {
         case .idle, .connecting, .readingLocal: mayAnswer = true
         case .forwarding: mayAnswer = !self.responseStarted
-        case .answered, .awaitingLocal: mayAnswer = false
+        case .answered, .awaitingLocal, .closing: mayAnswer = false
         }
         guard let parserError = error as? HTTPParserError, mayAnswer else {
             context.close(promise: nil)
             return
         }
         if self.phase == .idle { self.resetExchange(method: .GET, version: .http1_1, requestID: HeaderRewriter.makeRequestID()) }
+        self.abandonRequest(
+            answering: parserError == .headerOverflow
+                ? .headersTooLarge : .invalidRequest("the request is not valid HTTP/1.1 (\(parserError))"),
+            context: context
+        )
+    }
+
+    /// The request body sent nothing for `idle_timeout`: 408 when no answer has begun, else the
+    /// connection just closes.
+    private func bodyStalled(context: ChannelHandlerContext) {
+        switch self.phase {
+        case .connecting, .readingLocal:
+            self.abandonRequest(answering: .requestTimeout, context: context)
+        case .forwarding where !self.responseStarted:
+            self.abandonRequest(answering: .requestTimeout, context: context)
+        case .idle, .answered, .awaitingLocal, .forwarding, .closing:
+            context.close(promise: nil)
+        }
+    }
+
+    /// Ends the exchange with `error` before its request was read whole; nothing more is read or
+    /// forwarded on this connection, which closes after the answer.
+    private func abandonRequest(answering error: GatewayError, context: ChannelHandlerContext) {
         self.dropUpstream()
         self.held.removeAll()
         self.pipelined.removeAll()
         self.localRequest = nil
         self.clientKeepAlive = false
         self.phase = .answered
-        let answer = parserError == .headerOverflow
-            ? GatewayError.headersTooLarge
-            : GatewayError.invalidRequest("the request is not valid HTTP/1.1 (\(parserError))")
-        self.failure = answer.code
-        self.answer(answer, context: context)
+        self.failure = error.code
+        self.answer(error, context: context)
     }
 
     /// Forgets the upstream connection of an exchange cut short: its state is unknown, so it closes.
@@ -287,6 +329,7 @@ final class GatewayHandler: ChannelInboundHandler {
             self.routeLabel = route ?? "none"
             if let reason = error.rejection { self.metrics.countRejection(reason) }
             if error.rejection == .unknownKeyID { self.state.onUnknownKeyID?() }
+            if error.closesConnection { self.clientKeepAlive = false }
             self.failure = error.rejection?.rawValue ?? error.code
             self.phase = .answered
             self.answer(error, context: context)
@@ -314,7 +357,8 @@ final class GatewayHandler: ChannelInboundHandler {
             let authority = upstreamURL.port == defaultPort ? upstreamURL.host : "\(upstreamURL.host):\(upstreamURL.port)"
             let forwarding = ForwardingContext(
                 clientAddress: self.peerAddress ?? "unknown", scheme: self.scheme,
-                upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken
+                upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken,
+                accessCookie: self.state.authorizer.cookie, trustedPeer: self.peerTrusted
             )
             let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
             var request = HeadWriter(method: head.method, target: target, allocator: context.channel.allocator)
@@ -357,7 +401,7 @@ final class GatewayHandler: ChannelInboundHandler {
         for part in self.held {
             switch part {
             case .body(let buffer): self.requestBody.write(buffer, to: connection.writer)
-            case .end(let trailers): self.requestBody.end(trailers: trailers, to: connection.writer)
+            case .end: self.requestBody.end(trailers: nil, to: connection.writer)  // trailers are dropped, as above
             case .head: break
             }
         }
@@ -370,7 +414,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     /// Called by the loop's sweep: enforces the response timeout and the head/idle timeouts.
     func sweep(now: NIODeadline) {
-        self.headTimeout?.expire(now: now)
+        if self.headTimeout?.expire(now: now) == .body, let context = self.context { self.bodyStalled(context: context) }
         if let deadline = self.responseDeadline, now >= deadline, !self.responseStarted, let context = self.context {
             self.responseDeadline = nil
             self.failBeforeResponse(.gatewayTimeout, context: context)

@@ -64,6 +64,7 @@ struct MetricsSnapshot: Sendable {
     var cacheHits = 0
     var cacheMisses = 0
     var jwksRefreshes = (ok: 0, error: 0)
+    var jwksRefusedSymmetricKeys = 0
 
     mutating func add(_ other: MetricsSnapshot) {
         for (key, count) in other.requests { self.requests[key, default: 0] += count }
@@ -107,6 +108,9 @@ struct MetricsSnapshot: Sendable {
         lines.append("# TYPE gatehouse_jwks_refresh_total counter")
         lines.append("gatehouse_jwks_refresh_total{result=\"ok\"} \(self.jwksRefreshes.ok)")
         lines.append("gatehouse_jwks_refresh_total{result=\"error\"} \(self.jwksRefreshes.error)")
+        lines.append("# HELP gatehouse_jwks_keys_refused_total Keys of jwks_url sets refused: symmetric keys are no secret once published.")
+        lines.append("# TYPE gatehouse_jwks_keys_refused_total counter")
+        lines.append("gatehouse_jwks_keys_refused_total{reason=\"symmetric\"} \(self.jwksRefusedSymmetricKeys)")
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -61,6 +61,8 @@ public final class GatewayServer: Sendable {
         )
         let cookie = config.verify.cookie
         let csrf = CSRFCheck(allowedOrigins: config.verify.allowedOrigins + (config.issuer?.allowedOrigins ?? []))
+        // The configuration checked every entry.
+        let trustedProxies = (try? TrustedProxies(config.trustedProxies)) ?? .none
         let loopList = Array(group.makeIterator())
         // The configured cache size is for the whole gateway; each loop keeps its share.
         let cacheSize = config.verify.tokenCacheSize == 0 ? 0 : max(1, config.verify.tokenCacheSize / loopList.count)
@@ -73,7 +75,7 @@ public final class GatewayServer: Sendable {
                         authorizer: initial, pool: UpstreamPool(eventLoop: loop),
                         cache: cacheSize > 0 ? TokenCache(capacity: cacheSize) : nil,
                         metrics: LoopMetrics(), accessLog: accessLog.map { LoopAccessLog(sink: $0, eventLoop: loop) },
-                        revoked: revocations?.makeList(on: loop).value, upstreamTLS: upstreamTLS
+                        revoked: revocations?.makeList(on: loop).value, upstreamTLS: upstreamTLS, trustedProxies: trustedProxies
                     ),
                     eventLoop: loop
                 )
@@ -83,14 +85,15 @@ public final class GatewayServer: Sendable {
         let statesByLoop = loops
 
         // Fetched keys reach every loop as a new authorizer; cached verdicts are dropped, since a
-        // key may have been removed.
+        // key may have been removed. Each loop takes the registry's newest set when its task runs,
+        // so two refreshes whose tasks arrive out of order cannot leave it with the older one.
         let registry = ProviderRegistry(staticVerifiers: staticVerifiers)
         let refreshers = try jwks.map { provider, url in
             try JWKSRefresher(provider: provider, url: url, loop: group.next(), maxTokenBytes: config.verify.maxTokenBytes) { verifier in
-                let authorizer = RequestAuthorizer(routes: routes, providers: registry.update(verifier), cookie: cookie, local: local, csrf: csrf)
+                registry.update(verifier)
                 for state in statesByLoop.values {
                     state.eventLoop.execute {
-                        state.value.authorizer = authorizer
+                        state.value.authorizer = RequestAuthorizer(routes: routes, providers: registry.current, cookie: cookie, local: local, csrf: csrf)
                         state.value.cache?.removeAll()
                     }
                 }
@@ -239,6 +242,7 @@ final class LoopState {
     let revoked: RevocationList?
     /// The TLS context of each route with an https upstream, by prefix (shared by every loop).
     let upstreamTLS: [String: NIOSSLContext]
+    let trustedProxies: TrustedProxies
     /// Open client connections of this loop.
     var connections: [ObjectIdentifier: GatewayHandler] = [:]
     /// Set once the server drains: connections close as soon as their exchange ends.
@@ -248,9 +252,10 @@ final class LoopState {
 
     init(
         authorizer: RequestAuthorizer, pool: UpstreamPool, cache: TokenCache?, metrics: LoopMetrics, accessLog: LoopAccessLog?,
-        revoked: RevocationList?, upstreamTLS: [String: NIOSSLContext]
+        revoked: RevocationList?, upstreamTLS: [String: NIOSSLContext], trustedProxies: TrustedProxies
     ) {
         self.upstreamTLS = upstreamTLS
+        self.trustedProxies = trustedProxies
         self.authorizer = authorizer
         self.pool = pool
         self.cache = cache
@@ -271,11 +276,12 @@ extension GatewayServer {
                 return snapshot
             }
         }
-        let refreshes = self.refreshers.map { refresher in refresher.loop.submit { refresher.refreshes } }
+        let refreshes = self.refreshers.map { refresher in refresher.loop.submit { (refresher.refreshes, refresher.refusedSymmetricKeys) } }
         return EventLoopFuture.whenAllSucceed(snapshots, on: eventLoop).and(EventLoopFuture.whenAllSucceed(refreshes, on: eventLoop)).map { all, jwks in
             var total = MetricsSnapshot()
             for snapshot in all { total.add(snapshot) }
-            total.jwksRefreshes = jwks.reduce((0, 0)) { ($0.0 + $1.ok, $0.1 + $1.error) }
+            total.jwksRefreshes = jwks.reduce((0, 0)) { ($0.0 + $1.0.ok, $0.1 + $1.0.error) }
+            total.jwksRefusedSymmetricKeys = jwks.reduce(0) { $0 + $1.1 }
             return total.prometheusText + (self.local?.metricsText ?? "") + (self.revocations.map(Self.revocationMetrics) ?? "")
         }
     }
@@ -285,6 +291,9 @@ extension GatewayServer {
         # HELP gatehouse_revoked_sessions Ended sessions whose access tokens are refused until they expire.
         # TYPE gatehouse_revoked_sessions gauge
         gatehouse_revoked_sessions \(board.count)
+        # HELP gatehouse_revocation_feed_errors_total Revocation feed polls that failed: unreachable, or a page malformed, too large or out of range.
+        # TYPE gatehouse_revocation_feed_errors_total counter
+        gatehouse_revocation_feed_errors_total \(board.feedErrors)
 
         """
     }
@@ -304,12 +313,13 @@ final class ProviderRegistry: Sendable {
 
     init(staticVerifiers: [Verifier]) { self.staticVerifiers = staticVerifiers }
 
-    /// Records `verifier` as its issuer's current one and returns the whole set.
-    func update(_ verifier: Verifier) -> ProviderSet {
-        let fetched = self.fetched.withLockedValue { fetched in
-            fetched[verifier.policy.issuer ?? ""] = verifier
-            return Array(fetched.values)
-        }
-        return ProviderSet(self.staticVerifiers + fetched)
+    /// Records `verifier` as its issuer's current one.
+    func update(_ verifier: Verifier) {
+        self.fetched.withLockedValue { $0[verifier.policy.issuer ?? ""] = verifier }
+    }
+
+    /// Every provider's newest verifier.
+    var current: ProviderSet {
+        ProviderSet(self.staticVerifiers + self.fetched.withLockedValue { Array($0.values) })
     }
 }

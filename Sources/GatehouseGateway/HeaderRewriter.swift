@@ -12,14 +12,24 @@ public struct ForwardingContext: Sendable {
     /// `host:port` of the upstream, the `Host` sent unless the route preserves the client's.
     public var upstreamAuthority: String
     public var preserveHost: Bool
+    /// Whether `Authorization` (and the gateway's access cookie, `accessCookie`) go upstream.
     public var forwardToken: Bool
+    /// The name of the gateway's access-token cookie (`verify.cookie`), if any.
+    public var accessCookie: String?
+    /// The peer is one of `trusted_proxies`: its forwarding headers are believed and passed on.
+    public var trustedPeer: Bool
 
-    public init(clientAddress: String, scheme: String, upstreamAuthority: String, preserveHost: Bool, forwardToken: Bool) {
+    public init(
+        clientAddress: String, scheme: String, upstreamAuthority: String, preserveHost: Bool, forwardToken: Bool, accessCookie: String? = nil,
+        trustedPeer: Bool = false
+    ) {
         self.clientAddress = clientAddress
         self.scheme = scheme
         self.upstreamAuthority = upstreamAuthority
         self.preserveHost = preserveHost
         self.forwardToken = forwardToken
+        self.accessCookie = accessCookie
+        self.trustedPeer = trustedPeer
     }
 }
 
@@ -41,8 +51,12 @@ public enum HeaderRewriter {
         case hopByHop
         /// `X-User-*`, reading `_` as `-`: set by the gateway only.
         case identity
-        case host, authorization, expect, transferEncoding, contentLength
+        case host, authorization, cookie, expect, transferEncoding, contentLength
         case forwardedFor, forwardedProto, forwardedHost, requestID
+        /// `Forwarded`, `X-Real-IP`, `X-Forwarded-Port`, `X-Forwarded-Prefix`, `X-Original-URL`,
+        /// `X-Rewrite-URL`: believed by upstreams (Symfony and IIS route by the last two), so only
+        /// a trusted proxy's pass.
+        case clientForwarding
     }
 
     /// The role of the header `name` (ASCII case-insensitive).
@@ -52,20 +66,30 @@ public enum HeaderRewriter {
             switch bytes.count {
             case 2: if equals("te") { return .hopByHop }
             case 4: if equals("host") { return .host }
-            case 6: if equals("expect") { return .expect }
+            case 6:
+                if equals("expect") { return .expect }
+                if equals("cookie") { return .cookie }
             case 7: if equals("upgrade") || equals("trailer") { return .hopByHop }
+            case 9: if equals("forwarded") || equals("x-real-ip") { return .clientForwarding }
             case 10: if equals("connection") || equals("keep-alive") { return .hopByHop }
             case 12: if equals("x-request-id") { return .requestID }
-            case 13: if equals("authorization") { return .authorization }
-            case 14: if equals("content-length") { return .contentLength }
+            case 13:
+                if equals("authorization") { return .authorization }
+                if equals("x-rewrite-url") { return .clientForwarding }
+            case 14:
+                if equals("content-length") { return .contentLength }
+                if equals("x-original-url") { return .clientForwarding }
             case 15: if equals("x-forwarded-for") { return .forwardedFor }
             case 16:
                 if equals("x-forwarded-host") { return .forwardedHost }
                 if equals("proxy-connection") { return .hopByHop }
+                if equals("x-forwarded-port") { return .clientForwarding }
             case 17:
                 if equals("transfer-encoding") { return .transferEncoding }
                 if equals("x-forwarded-proto") { return .forwardedProto }
-            case 18: if equals("proxy-authenticate") { return .hopByHop }
+            case 18:
+                if equals("proxy-authenticate") { return .hopByHop }
+                if equals("x-forwarded-prefix") { return .clientForwarding }
             case 19: if equals("proxy-authorization") { return .hopByHop }
             default: break
             }
@@ -175,6 +199,14 @@ public enum HeaderRewriter {
                 if !context.preserveHost { continue }
             case .authorization:
                 if !context.forwardToken { continue }
+            case .cookie:
+                if !context.forwardToken, let accessCookie = context.accessCookie {
+                    let kept = Self.removingCookie(named: accessCookie, from: value)
+                    if !kept.isEmpty { sink.add(name: name, value: kept) }
+                    continue
+                }
+            case .clientForwarding:
+                if !context.trustedPeer { continue }
             case .expect:
                 if value.lowercased().contains("100-continue") {
                     facts.expectsContinue = true
@@ -198,12 +230,25 @@ public enum HeaderRewriter {
         return facts
     }
 
-    /// `X-User-Id`, `X-User-Role`, `X-User-Roles`, `X-User-Scopes`; empty lists send no header
-    /// rather than an empty value.
-    public static func addIdentity(_ identity: Identity, to headers: inout HTTPHeaders) {
-        Self.writeIdentity(identity, to: &headers)
+    /// `Cookie`'s value without the cookie `name` (RFC 6265 §4.2.1: pairs separated by `; `).
+    static func removingCookie(named name: String, from value: String) -> String {
+        value.split(separator: ";").map { $0.drop { $0 == " " } }.filter { pair in
+            guard let equals = pair.firstIndex(of: "=") else { return true }
+            return pair[..<equals] != name
+        }.joined(separator: "; ")
     }
 
+    /// `/auth/verify`'s answer: all four identity headers, empty when the token has no such claim,
+    /// so that a proxy copying only the headers it is given (Envoy's `allowed_upstream_headers`)
+    /// overwrites whatever the client sent under those names.
+    public static func addIdentity(_ identity: Identity, to headers: inout HTTPHeaders) {
+        headers.add(name: "X-User-Id", value: identity.userID)
+        headers.add(name: "X-User-Role", value: identity.role ?? "")
+        headers.add(name: "X-User-Roles", value: identity.rolesHeader ?? "")
+        headers.add(name: "X-User-Scopes", value: identity.scopesHeader ?? "")
+    }
+
+    /// Upstream, empty lists send no header rather than an empty value (the client's are gone).
     static func writeIdentity<Sink: HeaderSink>(_ identity: Identity, to sink: inout Sink) {
         sink.add(name: "X-User-Id", value: identity.userID)
         if let role = identity.role { sink.add(name: "X-User-Role", value: role) }

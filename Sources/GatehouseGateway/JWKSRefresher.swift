@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseConfig
 import GatehouseJOSE
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -29,8 +30,13 @@ final class JWKSRefresher: @unchecked Sendable {
     private var next: Scheduled<Void>?
     private var failures = 0
     private(set) var refreshes = (ok: 0, error: 0)
+    /// Symmetric keys the endpoint published and that were refused (each fetch counts its own).
+    private(set) var refusedSymmetricKeys = 0
+    private var warnedOfSymmetricKeys = false
+    private let logger = Logger(label: "gatehouse.jwks")
 
     static let defaultMaxAge = 300
+    static let longestMaxAge = 86_400
     static let minimumRefetchInterval = TimeAmount.seconds(5)
 
     /// Throws when the TLS trust roots cannot be loaded (a bad `ca_file`).
@@ -78,22 +84,35 @@ final class JWKSRefresher: @unchecked Sendable {
         self.inFlight = true
         self.next?.cancel()
         return HTTPFetch.get(self.url, tls: self.tls, on: self.loop, timeout: .seconds(10)).flatMapThrowing { document -> Int in
-            let jwks = try JWKS(jsonText: document.text)
-            let verifier = try self.provider.makeVerifier(issuerConfig: nil, fetched: jwks, maxTokenBytes: self.maxTokenBytes)
+            let (keys, refusedSymmetric) = try ProviderConfig.keys(of: JWKS(jsonText: document.text), remote: true)
+            self.refuseSymmetricKeys(refusedSymmetric)
+            let verifier = try self.provider.makeVerifier(issuerConfig: nil, fetched: keys, maxTokenBytes: self.maxTokenBytes)
             self.publish(verifier)
             self.readiness.withLockedValue { $0 = true }
             return document.maxAge ?? Self.defaultMaxAge
         }.map { maxAge in
             self.failures = 0
             self.refreshes.ok += 1
-            self.schedule(in: .seconds(Int64(max(1, maxAge))))
-        }.flatMapErrorThrowing { _ in
+            // max-age is the endpoint's number: kept between a second and a day.
+            self.schedule(in: .seconds(Int64(min(max(1, maxAge), Self.longestMaxAge))))
+        }.flatMapErrorThrowing { error in
+            self.logger.warning("JWKS fetch failed; the last good keys keep serving", metadata: ["url": "\(self.url)", "error": "\(error)"])
             // The last good keys keep serving; try again soon, backing off.
             self.failures += 1
             self.refreshes.error += 1
             self.schedule(in: .seconds(Int64(min(30, 1 << min(self.failures - 1, 5)))))
         }.always { _ in
             self.inFlight = false
+        }
+    }
+
+    /// A published symmetric key is no secret: anyone could sign with it. Counted, and said once.
+    private func refuseSymmetricKeys(_ count: Int) {
+        guard count > 0 else { return }
+        self.refusedSymmetricKeys += count
+        if !self.warnedOfSymmetricKeys {
+            self.warnedOfSymmetricKeys = true
+            self.logger.warning("symmetric (oct) keys in a remote JWKS are refused", metadata: ["url": "\(self.url)", "keys": "\(count)"])
         }
     }
 

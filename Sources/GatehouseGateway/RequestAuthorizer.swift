@@ -47,11 +47,8 @@ public struct RequestAuthorizer: Sendable {
     /// Decides with this event loop's verified-token cache (nil: every token is verified) and its
     /// copy of the revoked sessions.
     func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?, revoked: RevocationList? = nil) -> Decision {
-        // The decoder refuses Content-Length with Transfer-Encoding and conflicting lengths; a
-        // length that is not a plain number never reaches an upstream either.
-        for length in head.headers["content-length"] where length.isEmpty || !length.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-            return .respond(.invalidRequest("Content-Length is not a number"), route: nil)
-        }
+        if head.method == .CONNECT || head.method == .TRACE { return .respond(.methodNotAllowed, route: nil) }
+        if let refusal = Self.framingRefusal(head.headers) { return .respond(.invalidRequest(refusal), route: nil) }
         let path: RequestPath
         do { path = try RequestPath(target: head.uri) } catch {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"), route: nil)
@@ -59,8 +56,14 @@ public struct RequestAuthorizer: Sendable {
         if path.path == Self.verifyPath || path.path.hasPrefix(Self.verifyPath + "/") {
             return self.forwardAuth(head, query: path.query, now: now, cache: cache, revoked: revoked)
         }
-        if let local = self.local, let label = local.route(for: path.path) { return .local(route: label, path: path) }
+        if let local = self.local, let label = local.route(for: path.path) {
+            if let refusal = path.refusal(keepSemicolons: false, keepEncodedSlashes: false) { return .respond(.invalidRequest(refusal), route: label) }
+            return .local(route: label, path: path)
+        }
         guard let route = self.routes.route(for: path.path) else { return .respond(.notFound, route: nil) }
+        if let refusal = path.refusal(keepSemicolons: route.keepSemicolons, keepEncodedSlashes: route.keepEncodedSlashes) {
+            return .respond(.invalidRequest(refusal), route: route.prefix)
+        }
         if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
         if route.allowPreflight, head.method == .OPTIONS, head.headers.contains(name: "origin"),
             head.headers.contains(name: "access-control-request-method")
@@ -91,6 +94,25 @@ public struct RequestAuthorizer: Sendable {
             }
             return .forward(route: route, path: path, identity: identity)
         }
+    }
+
+    /// What makes a head unfit to forward, in one pass over its fields: a `Content-Length` that is
+    /// not a plain number (the decoder already refuses it beside `Transfer-Encoding` and conflicting
+    /// lengths), or more than one `Host` (RFC 9112 §3.2: an upstream might read either).
+    static func framingRefusal(_ headers: HTTPHeaders) -> String? {
+        var hosts = 0
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 4 where HeaderRewriter.equalsIgnoringCase(name, "host"):
+                hosts += 1
+                if hosts > 1 { return "more than one Host header" }
+            case 14 where HeaderRewriter.equalsIgnoringCase(name, "content-length"):
+                if value.isEmpty || !value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return "Content-Length is not a number" }
+            default:
+                break
+            }
+        }
+        return nil
     }
 
     /// The identity of a bearer token, from the cache or verified (and then cached); refused when

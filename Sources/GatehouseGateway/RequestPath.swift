@@ -7,10 +7,37 @@
 /// upper-cased and kept (`%2F` stays encoded and is no separator), `//` collapses, `.` and `..`
 /// segments resolve. Without this, `/%61pi/` could miss an authenticated `/api/` route and reach an
 /// upstream that decodes it.
+///
+/// Some bytes mean something else to some upstreams (DESIGN.md "Routing and headers"): `;` and
+/// `%3B` start path parameters that Tomcat and Jetty drop (`/pub/..;/admin` is `/admin` there), and
+/// `%2F`, `%5C` and `\` are separators to WSGI, Django, older Go and IIS. They are recorded in
+/// `hazards`, in the path only (never the query), and a route refuses them unless it keeps them.
+/// Since a route may keep `;`, a segment whose part before its first `;` (or `%3B`) is `.` or `..`
+/// is resolved as a dot segment, as such an upstream reads it: the path that is matched is never
+/// one the upstream would climb out of.
 public struct RequestPath: Sendable, Equatable {
     public let path: String
     /// The query without its `?`, as sent; nil when there was no `?`.
     public let query: String?
+    /// What the raw path held that an upstream may read differently.
+    public private(set) var hazards: Hazards = []
+
+    public struct Hazards: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        /// `;` or `%3B`.
+        public static let semicolon = Hazards(rawValue: 1)
+        /// `%2F`, `%5C` or `\`.
+        public static let encodedSlash = Hazards(rawValue: 2)
+    }
+
+    /// Why `route` must not see this path: nil when it may.
+    public func refusal(keepSemicolons: Bool, keepEncodedSlashes: Bool) -> String? {
+        if self.hazards.contains(.semicolon), !keepSemicolons { return "the path holds ; or %3B, which some servers read as path parameters" }
+        if self.hazards.contains(.encodedSlash), !keepEncodedSlashes { return "the path holds %2F, %5C or \\, which some servers read as separators" }
+        return nil
+    }
 
     public enum Failure: Error, Equatable {
         /// Not origin-form or absolute-form, a fragment, a bad escape or a control character.
@@ -36,12 +63,13 @@ public struct RequestPath: Sendable, Equatable {
             rawPath = target
             self.query = nil
         }
-        self.path = try Self.normalize(rawPath)
+        (self.path, self.hazards) = try Self.normalize(rawPath)
     }
 
-    private static func normalize(_ raw: Substring) throws(Failure) -> String {
+    private static func normalize(_ raw: Substring) throws(Failure) -> (String, Hazards) {
         // Most paths are already normal: no escape, no empty, "." or ".." segment, no odd byte.
-        if Self.isAlreadyNormal(raw.utf8) { return String(raw) }
+        if Self.isAlreadyNormal(raw.utf8) { return (String(raw), []) }
+        var hazards: Hazards = []
         let bytes = Array(raw.utf8)
         var decoded: [UInt8] = []
         decoded.reserveCapacity(bytes.count)
@@ -52,6 +80,8 @@ public struct RequestPath: Sendable, Equatable {
             if byte == UInt8(ascii: "%") {
                 guard index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) else { throw .invalid }
                 let value = high << 4 | low
+                if value == UInt8(ascii: ";") { hazards.insert(.semicolon) }
+                if value == UInt8(ascii: "/") || value == UInt8(ascii: "\\") { hazards.insert(.encodedSlash) }
                 if isUnreserved(value) {
                     decoded.append(value)
                 } else {
@@ -59,14 +89,17 @@ public struct RequestPath: Sendable, Equatable {
                 }
                 index += 3
             } else {
+                if byte == UInt8(ascii: ";") { hazards.insert(.semicolon) }
+                if byte == UInt8(ascii: "\\") { hazards.insert(.encodedSlash) }
                 decoded.append(byte)
                 index += 1
             }
         }
         var segments: [ArraySlice<UInt8>] = []
         for segment in decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
-            if segment.elementsEqual(".".utf8) { continue }
-            if segment.elementsEqual("..".utf8) {
+            let dots = Self.beforeParameters(segment)
+            if dots.elementsEqual(".".utf8) { continue }
+            if dots.elementsEqual("..".utf8) {
                 guard !segments.isEmpty else { throw .aboveRoot }
                 segments.removeLast()
                 continue
@@ -75,17 +108,32 @@ public struct RequestPath: Sendable, Equatable {
         }
         var path = "/" + segments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
         // A trailing slash (or a final "." or "..") names a directory: keep it.
-        let last = decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last ?? []
+        let last = Self.beforeParameters(decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last ?? [])
         if !segments.isEmpty, decoded.last == UInt8(ascii: "/") || last.elementsEqual(".".utf8) || last.elementsEqual("..".utf8) {
             path += "/"
         }
-        return path
+        return (path, hazards)
+    }
+
+    /// A segment up to its first `;` or `%3B`: what decides whether it is a dot segment.
+    private static func beforeParameters(_ segment: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var index = segment.startIndex
+        while index < segment.endIndex {
+            if segment[index] == UInt8(ascii: ";") { return segment[..<index] }
+            if segment[index] == UInt8(ascii: "%"), index + 2 < segment.endIndex, segment[index + 1] == UInt8(ascii: "3"),
+                segment[index + 2] == UInt8(ascii: "B")
+            {
+                return segment[..<index]
+            }
+            index += 1
+        }
+        return segment
     }
 
     private static func isAlreadyNormal(_ path: Substring.UTF8View) -> Bool {
         var previous: UInt8 = 0
         for byte in path {
-            guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "%") else { return false }
+            guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "%"), byte != UInt8(ascii: ";"), byte != UInt8(ascii: "\\") else { return false }
             if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") { return false }
             previous = byte
         }

@@ -2,6 +2,7 @@
 import GatehouseConfig
 import NIOCore
 import NIOConcurrencyHelpers
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,6 +34,7 @@ public final class RevocationBoard: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let errors = Atomic<Int>(0)
     /// How long past `expiresAt` an entry is kept: the largest leeway a provider grants.
     let retention: Double
 
@@ -67,6 +69,14 @@ public final class RevocationBoard: Sendable {
 
     /// Sessions the board holds now.
     public var count: Int { self.state.withLockedValue { $0.entries.count } }
+
+    /// Feed pages or connections that failed (`gatehouse_revocation_feed_errors_total`).
+    public var feedErrors: Int { self.errors.load(ordering: .relaxed) }
+
+    /// A feed failed once: unreachable, or a page that is malformed, too large or out of range.
+    public func countFeedError() {
+        self.errors.add(1, ordering: .relaxed)
+    }
 
     // MARK: Readiness
 

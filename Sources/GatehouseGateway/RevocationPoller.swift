@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 public import GatehouseConfig
 import GatehouseJOSE
+import Logging
 public import NIOCore
 public import NIOSSL
 
@@ -8,8 +9,9 @@ public import NIOSSL
 /// `GET /auth/revocations?since=CURSOR` (bearer `issuer.revocation_secret`) every `interval` and
 /// publishes what it answers. The first request (cursor 0) returns every revocation still
 /// relevant, so a gateway that was down misses nothing; a long backlog comes in pages (`more`).
-/// While the issuer cannot be reached, what was loaded keeps being enforced and polling goes on.
-/// Confined to its event loop.
+/// While the issuer cannot be reached, or answers a page that is not a valid one, what was loaded
+/// keeps being enforced and polling goes on; each failure is logged and counted. Confined to its
+/// event loop.
 public final class RevocationPoller: @unchecked Sendable {
     private let url: UpstreamURL
     private let tls: NIOSSLContext?
@@ -21,6 +23,9 @@ public final class RevocationPoller: @unchecked Sendable {
     private var cursor: Int64 = 0
     private var next: Scheduled<Void>?
     private var stopped = false
+    private let logger = Logger(label: "gatehouse.revocation")
+    /// Failures in a row: the first is logged, the rest only counted until the feed recovers.
+    private var failures = 0
 
     /// Starts polling `url` at once; `tls` is required for an https `url`.
     public init(url: UpstreamURL, secret: String, interval: Duration, tls: NIOSSLContext?, board: RevocationBoard, loop: any EventLoop) {
@@ -58,9 +63,19 @@ public final class RevocationPoller: @unchecked Sendable {
             self.url, target: target, authorization: self.authorization, tls: self.tls, on: self.loop, timeout: .seconds(5),
             maximumBytes: 16 << 20
         ).whenComplete { result in
-            guard case .success(let document) = result, let page = Self.page(document.text) else {
+            let page: Page
+            do { page = try Self.page(result.get().text) } catch {
+                self.board.countFeedError()
+                if self.failures == 0 {
+                    self.logger.warning("revocation feed failed; the last good list keeps serving", metadata: ["url": "\(self.url)", "error": "\(error)"])
+                }
+                self.failures += 1
                 self.schedule(in: self.interval)
                 return
+            }
+            if self.failures > 0 {
+                self.logger.info("revocation feed recovered", metadata: ["url": "\(self.url)", "failures": "\(self.failures)"])
+                self.failures = 0
             }
             self.board.publish(page.entries)
             self.cursor = max(self.cursor, page.cursor)
@@ -78,19 +93,48 @@ public final class RevocationPoller: @unchecked Sendable {
         self.next = self.loop.scheduleTask(in: delay) { self.poll() }
     }
 
-    /// `{"cursor": N, "revocations": [{"sid", "exp"}], "more": bool}`; nil when it is not that.
-    static func page(_ text: String) -> (cursor: Int64, entries: [RevocationBoard.Entry], more: Bool)? {
-        guard case .object(let object)? = try? JSONReader.parse(text), let cursor = object["cursor"]?.numberValue,
-            let list = object["revocations"]?.arrayValue
-        else { return nil }
+    struct Page {
+        var cursor: Int64
+        var entries: [RevocationBoard.Entry]
+        var more: Bool
+    }
+
+    /// Why a page was refused.
+    struct InvalidPage: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The most entries a page may hold (the issuer answers 10 000 at most).
+    static let maximumEntries = 10_000
+
+    /// `{"cursor": N, "revocations": [{"sid", "exp"}], "more": bool}`, every field checked before it
+    /// is converted: the cursor an integer in 0..<2^53 (where a double still counts exactly), each
+    /// `sid` 1 to 128 printable ASCII bytes, each `exp` a time in seconds between the epoch and
+    /// 10^11, `more` a boolean when present.
+    static func page(_ text: String) throws(InvalidPage) -> Page {
+        guard case .object(let object)? = try? JSONReader.parse(text) else { throw InvalidPage(description: "not a JSON object") }
+        guard let cursor = object["cursor"]?.numberValue, cursor >= 0, cursor < 9_007_199_254_740_992, cursor.rounded() == cursor else {
+            throw InvalidPage(description: "cursor is not an integer from 0 to 2^53")
+        }
+        guard let list = object["revocations"]?.arrayValue else { throw InvalidPage(description: "revocations is not an array") }
+        guard list.count <= Self.maximumEntries else { throw InvalidPage(description: "more than \(Self.maximumEntries) revocations") }
         var entries: [RevocationBoard.Entry] = []
         entries.reserveCapacity(list.count)
-        for item in list {
-            guard let sid = item.objectValue?["sid"]?.stringValue, let exp = item.objectValue?["exp"]?.numberValue else { return nil }
+        for (index, item) in list.enumerated() {
+            guard let sid = item.objectValue?["sid"]?.stringValue, (1...128).contains(sid.utf8.count),
+                sid.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+            else { throw InvalidPage(description: "revocations[\(index)].sid is not 1 to 128 printable ASCII bytes") }
+            guard let exp = item.objectValue?["exp"]?.numberValue, exp > 0, exp < 1e11 else {
+                throw InvalidPage(description: "revocations[\(index)].exp is not a time in seconds")
+            }
             entries.append(RevocationBoard.Entry(sessionID: sid, expiresAt: exp))
         }
-        let more: Bool
-        if case .bool(let value)? = object["more"] { more = value } else { more = false }
-        return (Int64(cursor), entries, more)
+        var more = false
+        switch object["more"] {
+        case nil: break
+        case .bool(let value)?: more = value
+        default: throw InvalidPage(description: "more is not a boolean")
+        }
+        return Page(cursor: Int64(cursor), entries: entries, more: more)
     }
 }

@@ -98,6 +98,33 @@ struct ConfigTests {
         #expect(Duration(configText: "250ms") == .milliseconds(250))
     }
 
+    @Test("durations too long to count in nanoseconds are refused with their line, never a trap")
+    func overlongDurations() {
+        for bad in ["999999999999d", "999999999999h", "106751d", "36501d", "9999999999999999999s", "36500d1s"] {
+            let error = failure("shutdown_grace: \(bad)\n")
+            #expect(error?.key == "shutdown_grace" && error?.line == 1, "\(bad)")
+            #expect(error?.message.contains("100 years") == true, "\(bad): \(error?.message ?? "accepted")")
+        }
+        #expect(Duration(configText: "36500d") == .seconds(36500 * 86400))
+    }
+
+    @Test("a plain-http jwks_url or poll feed to a host off this machine is warned about; loopback and https are not")
+    func plainHTTPWarnings() throws {
+        func warnings(_ url: String) throws -> [String] {
+            try parse("verify:\n  issuer: https://idp.test\n  keys: { jwks_url: \"\(url)\" }\n").warnings
+        }
+        #expect(try warnings("http://idp.example.com/jwks").count == 1)
+        #expect(try warnings("http://idp.example.com/jwks").first?.contains("verify.keys.jwks_url") == true)
+        for quiet in ["https://idp.example.com/jwks", "http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]:80/jwks"] {
+            #expect(try warnings(quiet).isEmpty, "\(quiet)")
+        }
+        let poll = try parse(
+            "verify:\n  issuer: https://idp.test\n  keys: { jwks_url: \"https://idp.test/jwks\" }\n  revocation:\n    feed: poll\n"
+                + "    url: http://auth.example.com/auth/revocations\n    secret: ${REFRESH_SECRET}\n"
+        )
+        #expect(poll.warnings.count == 1 && poll.warnings.first?.contains("verify.revocation.url") == true)
+    }
+
     @Test("${VAR} expands from the environment; an unset variable is named")
     func environmentExpansion() throws {
         let yaml = "verify:\n  issuer: ${ISS}\n  keys: { secret: \"${HMAC}\", kid: k1 }\n  algorithms: [HS256]\n"

@@ -42,7 +42,7 @@ final class LiveGateway {
     /// Where `/down/` points: connections are refused.
     let closedPort = ClosedPort()
 
-    /// `routes`: more route lines, appended to the fixed ones.
+    /// `routes`: more route lines, appended to the fixed ones; `$ECHO` in them is the echo upstream's URL.
     init(topLevel: String = "", routes: String = "") async throws {
         self.key = try EVPKey.generate(.ec(.p256))
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-live-\(UUID().uuidString)")
@@ -73,7 +73,7 @@ final class LiveGateway {
               - { prefix: /kept/, upstream: "\(echo)", auth: public, preserve_host: true }
               - { prefix: /down/, upstream: "http://127.0.0.1:\(closedPort)", connect_timeout: 2s }
               - { prefix: /slow/, upstream: "http://127.0.0.1:\(self.silent.localAddress!.port!)", timeout: 300ms }
-            \(routes)
+            \(routes.replacingOccurrences(of: "$ECHO", with: echo))
             """
         let config = try GatewayConfig.parse(yaml, file: "live.conf", baseDirectory: self.directory.path)
         let verifier = try config.verify.providers[0].makeVerifier(issuerConfig: nil, maxTokenBytes: config.verify.maxTokenBytes)
@@ -97,13 +97,14 @@ final class LiveGateway {
 
     var port: Int { self.gateway.port }
 
-    func token(_ extra: KeyValuePairs<String, JSONValue> = [:], expiresIn: Double = 600) throws -> String {
+    func token(_ extra: KeyValuePairs<String, JSONValue> = [:], omitting: [String] = [], expiresIn: Double = 600) throws -> String {
         var claims = JSONObject([
             "iss": .string("https://auth.test"), "aud": .string("api"), "sub": .string("alice"), "user_id": .number(7),
             "exp": .number(Date().timeIntervalSince1970 + expiresIn), "roles": .array([.string("viewer")]),
             "scope": .string("content:read profile:read"),
         ])
         for (name, value) in extra { claims[name] = value }
+        for name in omitting { claims[name] = nil }
         return try Signer(material: .asymmetric(self.key), algorithm: .es256, keyID: "k1").sign(claims, type: "at+jwt")
     }
 }

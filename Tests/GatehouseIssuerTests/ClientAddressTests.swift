@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
 @testable import GatehouseIssuer
 import Testing
 
@@ -16,8 +17,8 @@ struct ClientAddressTests {
         #expect(proxies.clientAddress(peer: "11.0.0.1", forwardedFor: ["5.5.5.5"]) == "11.0.0.1")
         // A trusted proxy that added nothing: the peer itself.
         #expect(proxies.clientAddress(peer: "10.0.0.1", forwardedFor: []) == "10.0.0.1")
-        #expect(throws: IssuerSetupError.self) { try TrustedProxies(["10.0.0.0/33"]) }
-        #expect(throws: IssuerSetupError.self) { try TrustedProxies(["proxy.example"]) }
+        #expect(throws: TrustedProxies.InvalidEntry.self) { try TrustedProxies(["10.0.0.0/33"]) }
+        #expect(throws: TrustedProxies.InvalidEntry.self) { try TrustedProxies(["proxy.example"]) }
     }
 
     @Test("emails are trimmed, lower-cased, and refused when implausible")
