@@ -60,7 +60,8 @@ sanitize: deps check-swift
 # libFuzzer (with AddressSanitizer) over the JWS verifier and JSON reader, the configuration parser
 # and the gateway's request-head handling, FUZZ_SECONDS each. New inputs collect in
 # .build-fuzz/corpus/; a crash stops with its input in .build-fuzz/artifacts/ — fix it and copy the
-# input to Fuzz/regressions/<harness>-<name>, which `make test` replays from then on.
+# input to Fuzz/regressions/<harness>-<name>, which `make test` replays from then on. A harness
+# with a Fuzz/<harness>.dict gets it as libFuzzer's dictionary.
 FUZZ_SECONDS ?= 60
 FUZZ_HARNESSES := jose config head
 fuzz: deps check-swift
@@ -70,7 +71,8 @@ fuzz: deps check-swift
 	@for harness in $(FUZZ_HARNESSES); do \
 		mkdir -p .build-fuzz/corpus/$$harness; \
 		echo "fuzzing $$harness for $(FUZZ_SECONDS) s"; \
-		LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions .build-fuzz/release/fuzz-$$harness -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		dict=""; [ -f Fuzz/$$harness.dict ] && dict="-dict=Fuzz/$$harness.dict"; \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions .build-fuzz/release/fuzz-$$harness $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 			-artifact_prefix=.build-fuzz/artifacts/$$harness- .build-fuzz/corpus/$$harness Fuzz/corpus/$$harness \
 			2>.build-fuzz/$$harness.log || { tail -40 .build-fuzz/$$harness.log; exit 1; }; \
 		grep -E "^stat::number_of_executed_units|^stat::new_units_added" .build-fuzz/$$harness.log | sed "s/^/  $$harness /"; \

@@ -34,6 +34,7 @@ public enum FuzzHarness {
             RouteConfig(prefix: "/api/", upstream: upstream, auth: .required, allScopes: ["read"]),
             RouteConfig(prefix: "/opt/", upstream: upstream, auth: .optional, allowPreflight: true),
             RouteConfig(prefix: "/admin/", upstream: upstream, auth: .required, anyRole: ["admin"]),
+            RouteConfig(prefix: "/legacy/", upstream: upstream, auth: .public, forwardToken: false, keepSemicolons: true, keepEncodedSlashes: true),
         ]
         return RequestAuthorizer(routes: RouteTable(routes), providers: Self.verifiers, cookie: "access_token")
     }()
@@ -82,7 +83,7 @@ public enum FuzzHarness {
         HeaderRewriter.rewriteRequest(
             &rewritten, identity: identity,
             context: ForwardingContext(clientAddress: "192.0.2.1", scheme: "http", upstreamAuthority: "127.0.0.1:9",
-                                       preserveHost: route.preserveHost, forwardToken: route.forwardToken),
+                                       preserveHost: route.preserveHost, forwardToken: route.forwardToken, accessCookie: "access_token"),
             requestID: "fuzz"
         )
     }

@@ -39,6 +39,25 @@ struct RequestPathTests {
         #expect(try RequestPath(target: "/p/").forwardedTarget(stripping: "/p/", basePath: "") == "/")
         #expect(try RequestPath(target: "/p/a").forwardedTarget(stripping: nil, basePath: "/base") == "/base/p/a")
     }
+
+    @Test("hazards: ; and %3B, %2F, %5C and \\ in the path, either hex case, never the query; `..;` is a dot segment")
+    func hazards() throws {
+        let cases: [(String, RequestPath.Hazards)] = [
+            ("/a/b", []), ("/a?x=;%2F%5C", []), ("/a%25b", []), ("/a;b", .semicolon), ("/a%3bb", .semicolon), ("/a%3Bb", .semicolon),
+            ("/a%2fb", .encodedSlash), ("/a%2Fb", .encodedSlash), ("/a%5cb", .encodedSlash), ("/a\\b", .encodedSlash),
+            ("/a;x/%2F", [.semicolon, .encodedSlash]), ("http://h/a;b?q", .semicolon),
+        ]
+        for (target, hazards) in cases { #expect(try RequestPath(target: target).hazards == hazards, "\(target)") }
+        #expect(try RequestPath(target: "/pub/..;/admin").path == "/admin")
+        #expect(try RequestPath(target: "/pub/..%3Bx/admin").path == "/admin")
+        #expect(try RequestPath(target: "/pub/.;x/a").path == "/pub/a")
+        #expect(try RequestPath(target: "/pub/a;jsessionid=1").path == "/pub/a;jsessionid=1")
+        #expect(throws: RequestPath.Failure.aboveRoot) { try RequestPath(target: "/..;/x") }
+        let both = try RequestPath(target: "/a;b/%2F")
+        #expect(both.refusal(keepSemicolons: false, keepEncodedSlashes: true) != nil)
+        #expect(both.refusal(keepSemicolons: true, keepEncodedSlashes: false) != nil)
+        #expect(both.refusal(keepSemicolons: true, keepEncodedSlashes: true) == nil)
+    }
 }
 
 @Suite("Credentials, identity and header rewriting")
@@ -114,6 +133,35 @@ struct HeaderTests {
         let keep = ForwardingContext(clientAddress: "::1", scheme: "https", upstreamAuthority: "u:1", preserveHost: true, forwardToken: false)
         #expect(HeaderRewriter.rewriteRequest(&anonymous, identity: nil, context: keep) == "abc-123")
         #expect(!anonymous.contains(name: "x-user-id") && !anonymous.contains(name: "authorization") && anonymous["host"] == ["h"])
+    }
+
+    @Test("the access cookie is cut out of Cookie where the token is not forwarded; the other cookies stay in order")
+    func accessCookie() {
+        #expect(HeaderRewriter.removingCookie(named: "at", from: "a=1; at=x.y.z; b=2") == "a=1; b=2")
+        #expect(HeaderRewriter.removingCookie(named: "at", from: "at=x") == "")
+        #expect(HeaderRewriter.removingCookie(named: "at", from: "at_x=1;at=2;flag") == "at_x=1; flag")
+        var headers = HTTPHeaders([("Cookie", "a=1; at=t"), ("Cookie", "at=t")])
+        let context = ForwardingContext(
+            clientAddress: "::1", scheme: "https", upstreamAuthority: "u:1", preserveHost: false, forwardToken: false, accessCookie: "at"
+        )
+        HeaderRewriter.rewriteRequest(&headers, identity: nil, context: context)
+        #expect(headers["cookie"] == ["a=1"])
+    }
+
+    @Test("client forwarding headers pass only from a trusted peer")
+    func clientForwarding() {
+        let sent = HTTPHeaders([
+            ("Forwarded", "for=1.2.3.4"), ("X-Real-IP", "1.2.3.4"), ("X-Forwarded-Port", "1"), ("X-Forwarded-Prefix", "/p"),
+            ("X-Original-URL", "/admin"), ("X-Rewrite-URL", "/admin"),
+        ])
+        for trusted in [false, true] {
+            var headers = sent
+            let context = ForwardingContext(
+                clientAddress: "::1", scheme: "https", upstreamAuthority: "u:1", preserveHost: false, forwardToken: true, trustedPeer: trusted
+            )
+            HeaderRewriter.rewriteRequest(&headers, identity: nil, context: context)
+            for (name, value) in sent { #expect(headers[name] == (trusted ? [value] : []), "\(name), trusted: \(trusted)") }
+        }
     }
 }
 
