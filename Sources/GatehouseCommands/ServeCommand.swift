@@ -44,9 +44,9 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             if let path = self.config.resolvedPath {
                 config = try GatewayConfig.load(path: path)
-                group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads == 0 ? System.coreCount : config.threads)
+                group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads == 0 ? Processors.available : config.threads)
             } else {
-                let developmentGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+                let developmentGroup = MultiThreadedEventLoopGroup(numberOfThreads: Processors.available)
                 group = developmentGroup
                 let setup = try await DevelopmentSetup.make(group: developmentGroup)
                 config = setup.0
@@ -101,10 +101,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let mode = issuer.map { issuer in
             let store = issuer.config.database.hasPrefix("sqlite:") ? issuer.config.database : "postgresql"
-            return "issuer on: iss \(issuer.config.issuer), \(store), keys \(issuer.jwks.keys.compactMap(\.keyID).joined(separator: ","))"
+            return "issuer on: iss \(issuer.config.issuer), \(store), keys \(issuer.jwks.keys.compactMap(\.keyID).joined(separator: ",")), "
+                + "argon2 workers \(issuer.hashWorkers)"
         } ?? "issuer off"
+        let loops = config.threads == 0 ? Processors.available : config.threads
         lines += [
-            "gatehouse listening on \(config.listen.host):\(server.port) (\(config.tls == nil ? "" : "TLS, ")\(config.threads == 0 ? System.coreCount : config.threads) event loops, \(mode))",
+            "gatehouse listening on \(config.listen.host):\(server.port) (\(config.tls == nil ? "" : "TLS, ")\(loops) event loop\(loops == 1 ? "" : "s"), \(mode))",
             "gatehouse admin listening on \(config.adminListen.host):\(admin.localAddress?.port ?? config.adminListen.port) (/healthz /readyz /metrics)",
         ]
         for provider in config.verify.providers {

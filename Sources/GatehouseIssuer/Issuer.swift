@@ -25,6 +25,8 @@ public final class Issuer: Sendable {
     /// The public keys, as served at `/.well-known/jwks.json`.
     public let jwks: JWKS
     let hashPool: BlockingPool
+    /// Argon2 threads: one per CPU this process may use (`Processors.available`).
+    public let hashWorkers: Int
     let databasePool: BlockingPool
     let trustedProxies: TrustedProxies
     let argon2: Argon2Parameters
@@ -86,8 +88,8 @@ public final class Issuer: Sendable {
             accessTTL: Int64(config.accessTokenTTL.seconds), refreshTTL: Int64(config.refreshTokenTTL.seconds), rotationSecret: rotationSecret
         )
 
-        let cores = System.coreCount
-        self.hashPool = BlockingPool(name: "argon2", threads: cores, queueLimit: config.hashQueue, niceness: 5)
+        self.hashWorkers = Processors.available
+        self.hashPool = BlockingPool(name: "argon2", threads: self.hashWorkers, queueLimit: config.hashQueue, niceness: 5)
         let connections = config.database.hasPrefix("sqlite:") ? 1 : 4
         self.databasePool = BlockingPool(name: "database", threads: connections, queueLimit: 1024)
         self.decoyHash = try Argon2id.hash(password: SecureRandom.bytes(16), parameters: self.argon2)

@@ -10,9 +10,10 @@ final class ServeProcess {
     private let output = Pipe()
     private(set) var text = ""
 
-    init(arguments: [String], directory: URL) throws {
-        self.process.executableURL = CLI.executable
-        self.process.arguments = arguments
+    /// `launcher`: a command that runs `gatehouse` (e.g. `taskset -c 0`), by absolute path first.
+    init(arguments: [String], directory: URL, launcher: [String] = []) throws {
+        self.process.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? CLI.executable
+        self.process.arguments = launcher.isEmpty ? arguments : launcher.dropFirst() + [CLI.executable.path] + arguments
         self.process.currentDirectoryURL = directory
         self.process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "GATEHOUSE_CONFIG" }
         self.process.standardOutput = self.output

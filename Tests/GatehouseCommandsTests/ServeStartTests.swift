@@ -94,4 +94,25 @@ struct ServeStartTests {
             }
         }
     }
+
+    @Test("threads: 0 and the Argon2 pool follow the CPUs the process may use: one under taskset -c 0")
+    func sizedByAffinity() throws {
+        let directory = try temporaryDirectory()
+        let kid = try CLI.run(["keys", "generate", "--out", directory.path]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try """
+            listen: 127.0.0.1:0
+            admin_listen: 127.0.0.1:0
+            issuer:
+              issuer: http://127.0.0.1
+              signing: { key_file: \(kid).pem }
+              database: sqlite:gatehouse.db
+            routes: []
+
+            """.write(to: directory.appendingPathComponent("gateway.conf"), atomically: true, encoding: .utf8)
+        let pinned = try ServeProcess(arguments: ["serve", "--log-format", "text"], directory: directory, launcher: ["/usr/bin/taskset", "-c", "0"])
+        #expect(pinned.wait(for: "admin listening"), "\(pinned.text)")
+        #expect(pinned.stop() == 0)
+        #expect(pinned.text.contains("(1 event loop, issuer on:"), "\(pinned.text)")
+        #expect(pinned.text.contains("argon2 workers 1"), "\(pinned.text)")
+    }
 }
