@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Issuer benchmark: refreshes per second and their p99 on SQLite and on PostgreSQL; logins per
-# second against the Argon2 cost measured alone. Gatehouse is pinned to core 1, wrk to core 0
-# (bench/README.md). A throwaway PostgreSQL is started and removed here. Bounded: ~2 minutes.
-#   bash bench/issuer.sh            (DURATION=10s by default)
+# Issuer benchmark: Gatehouse against the seed's stack (bench/seed/app.py: FastAPI + uvicorn with
+# uvloop and httptools, PyJWT ES256, pwdlib[argon2], sqlite3), in the same run, each server pinned
+# to core 1 with wrk on core 0 (bench/README.md). Three operations, server CPU µs per request from
+# /proc/PID/stat (utime + stime), medians of ROUNDS interleaved rounds:
+#   GET /users/me with one access token, POST /auth/refresh rotating four sessions' chains, and
+#   POST /auth/login (correct password) as logins/s × seconds per hash, the hash timed alone in
+#   the same run — on one core, then on two (servers on cores 0-1, wrk unpinned).
+# Gatehouse runs with `threads: 1` and the access log off, on SQLite, and on PostgreSQL beside it (a
+# throwaway server is started and removed here). The seed's packages are installed into
+# bench/out/seed-venv from PyPI when missing. Bounded: about 6 minutes with the defaults.
+#   bash bench/issuer.sh            (DURATION=8s ROUNDS=3 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-8s}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18480}
 PGPORT=${PGPORT:-18432}
 OUT=bench/out/issuer
 PGBIN=/usr/lib/postgresql/15/bin
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+
+VENV=bench/out/seed-venv
+if ! "$VENV/bin/python" -c 'import fastapi, uvicorn, uvloop, httptools, jwt, pwdlib, argon2, cryptography' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q fastapi uvicorn uvloop httptools pyjwt cryptography 'pwdlib[argon2]'
+fi
 
 swift build -c release --product gatehouse >/dev/null
 swift build -c release --product gatehouse-bench-argon2 >/dev/null
@@ -36,74 +50,154 @@ start_postgres() {
   as_pg "$PGBIN/initdb" -D "$WORK/pg/data" -U gatehouse --pwfile="$WORK/pg/pw" -A scram-sha-256 --no-sync >/dev/null
   as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w start \
     -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
-  PGPASSWORD=bench "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U gatehouse -d postgres -q -c "CREATE DATABASE bench"
 }
 
-# $1: database URL. Starts Gatehouse on core 1 with OWASP Argon2 parameters.
-start_gatehouse() {
-  cat > "$WORK/gateway.conf" <<CONF
-listen: 127.0.0.1:$PORT
-admin_listen: 127.0.0.1:0
-access_log: false
-issuer:
-  issuer: http://bench.test
-  signing: { key_file: $KID.pem }
-  database: $1
-  login_limit: { failures: 1000000, window: 1s }
-routes: []
-CONF
-  taskset -c 1 "$BIN" serve --config "$WORK/gateway.conf" > "$WORK/serve.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/.well-known/jwks.json" && return; sleep 0.1; done
+wait_up() {
+  for _ in $(seq 150); do curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/auth/login" && return; sleep 0.1; done
   cat "$WORK/serve.log"; exit 1
 }
 
-stop_gatehouse() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
-
-# Four sessions, one per wrk connection; prints their refresh tokens comma-separated.
-sessions() {
-  local tokens=()
-  for i in 0 1 2 3; do
-    tokens+=("$(curl -s -X POST "http://127.0.0.1:$PORT/auth/register" -H 'Content-Type: application/json' \
-      -d "{\"email\":\"bench$i@example.com\",\"password\":\"correct horse battery\"}" |
-      python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')")
-  done
-  (IFS=,; echo "${tokens[*]}")
+# $1: server (gatehouse-sqlite | gatehouse-postgres | seed), $2: cores for taskset. Fresh state each time.
+start_server() {
+  local database
+  case $1 in
+    gatehouse-sqlite) database="sqlite:$WORK/gh-$RANDOM.db" ;;
+    gatehouse-postgres)
+      database="postgresql://gatehouse:bench@127.0.0.1:$PGPORT/bench$RANDOM"
+      PGPASSWORD=bench "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U gatehouse -d postgres -q -c "CREATE DATABASE ${database##*/}" ;;
+  esac
+  if [ "$1" = seed ]; then
+    local workers=1
+    [ "$2" = 0,1 ] && workers=2
+    (cd bench/seed && SEED_DB="$WORK/seed-$RANDOM.db" exec taskset -c "$2" "../../$VENV/bin/uvicorn" app:app --host 127.0.0.1 --port "$PORT" \
+      --loop uvloop --http httptools --no-access-log --log-level warning --workers "$workers") > "$WORK/serve.log" 2>&1 &
+  else
+    local threads=1
+    [ "$2" = 0,1 ] && threads=2
+    cat > "$WORK/gateway.conf" <<CONF
+listen: 127.0.0.1:$PORT
+admin_listen: 127.0.0.1:0
+access_log: false
+threads: $threads
+issuer:
+  issuer: http://bench.test
+  signing: { key_file: $KID.pem }
+  database: $database
+  login_limit: { failures: 1000000, window: 1s }
+routes: []
+CONF
+    taskset -c "$2" "$BIN" serve --config "$WORK/gateway.conf" > "$WORK/serve.log" 2>&1 &
+  fi
+  SERVER_PID=$!
+  wait_up
 }
 
-# wrk's summary → "requests/s p99_ms non2xx"
-summarise() {
-  python3 - "$1" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", text)
-scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
-bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{rate:.0f} {float(p99.group(1)) * scale:.2f} {bad.group(1) if bad else 0}")
+stop_server() { pkill -TERM -P "$SERVER_PID" 2>/dev/null || true; kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
+
+# CPU seconds (user + system) of the server and its children so far.
+server_cpu() {
+  python3 - "$SERVER_PID" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+ticks = os.sysconf("SC_CLK_TCK")
+pids = {root}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            fields = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == root: pids.add(int(d))
+total = 0
+for pid in pids:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    except OSError:
+        pass
+print(total / ticks)
 PY
 }
 
-declare -A RESULT
-for store in sqlite postgres; do
-  if [ $store = sqlite ]; then url="sqlite:$WORK/bench.db"; else start_postgres; url="postgresql://gatehouse:bench@127.0.0.1:$PGPORT/bench"; fi
-  start_gatehouse "$url"
-  REFRESH_TOKENS=$(sessions) taskset -c 0 wrk -t4 -c4 -d"$DURATION" --latency -s bench/issuer/refresh.lua "http://127.0.0.1:$PORT" > "$OUT/refresh-$store.txt"
-  RESULT[refresh-$store]=$(summarise "$OUT/refresh-$store.txt")
-  taskset -c 0 wrk -t2 -c8 -d"$DURATION" --latency -s bench/issuer/login.lua "http://127.0.0.1:$PORT" > "$OUT/login-$store.txt"
-  RESULT[login-$store]=$(summarise "$OUT/login-$store.txt")
-  stop_gatehouse
+# Registers four users; sets ACCESS (user 0's access token) and REFRESH_TOKENS (one per user).
+sessions() {
+  local tokens=() response
+  for i in 0 1 2 3; do
+    response=$(curl -s -X POST "http://127.0.0.1:$PORT/auth/register" -H 'Content-Type: application/json' \
+      -d "{\"email\":\"bench$i@example.com\",\"password\":\"correct horse battery\"}")
+    tokens+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["refresh_token"])' "$response")")
+    [ "$i" = 0 ] && ACCESS=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["access_token"])' "$response")
+  done
+  REFRESH_TOKENS=$(IFS=,; echo "${tokens[*]}")
+}
+
+# $1: label, $2: wrk core ("" = unpinned), then wrk's arguments. Appends "label rate cpu_us_per_request non2xx".
+measure() {
+  local label=$1 core=$2; shift 2
+  local before after
+  before=$(server_cpu)
+  if [ -n "$core" ]; then taskset -c "$core" wrk "$@" > "$OUT/$label.txt"; else wrk "$@" > "$OUT/$label.txt"; fi
+  after=$(server_cpu)
+  python3 - "$OUT/$label.txt" "$before" "$after" "$label" >> "$OUT/samples.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+seconds = float(re.search(r"requests in ([\d.]+)(ms|s|m)", text).group(1)) * {"ms": 0.001, "s": 1, "m": 60}[re.search(r"requests in [\d.]+(ms|s|m)", text).group(1)]
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+cpu = float(sys.argv[3]) - float(sys.argv[2])
+print(sys.argv[4], f"{requests / seconds:.1f}", f"{cpu * 1e6 / max(requests, 1):.1f}", bad.group(1) if bad else 0)
+PY
+}
+
+run_server() {
+  local server=$1 round=$2
+  start_server "$server" 1
+  sessions
+  measure "me-$server-$round" 0 -t2 -c4 -d"$DURATION" -H "Authorization: Bearer $ACCESS" "http://127.0.0.1:$PORT/users/me"
+  REFRESH_TOKENS=$REFRESH_TOKENS measure "refresh-$server-$round" 0 -t4 -c4 -d"$DURATION" -s bench/issuer/refresh.lua "http://127.0.0.1:$PORT"
+  measure "login1-$server-$round" 0 -t2 -c8 -d"$DURATION" -s bench/issuer/login.lua "http://127.0.0.1:$PORT"
+  stop_server
+  start_server "$server" 0,1
+  sessions
+  measure "login2-$server-$round" "" -t2 -c8 -d"$DURATION" -s bench/issuer/login.lua "http://127.0.0.1:$PORT"
+  stop_server
+}
+
+start_postgres
+: > "$OUT/samples.txt"
+HASHES=()
+for round in $(seq "$ROUNDS"); do
+  for server in gatehouse-sqlite seed gatehouse-postgres; do run_server "$server" "$round"; done
+  HASHES+=("$(taskset -c 1 .build/release/gatehouse-bench-argon2)")
 done
 
-HASH=$(taskset -c 1 .build/release/gatehouse-bench-argon2)
-{
-  echo "| store | refreshes/s | refresh p99 ms | refresh non-2xx | logins/s | login p99 ms | logins/s × s per hash (1 core) |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
-  for store in sqlite postgres; do
-    read -r rr rp rb <<< "${RESULT[refresh-$store]}"
-    read -r lr lp lb <<< "${RESULT[login-$store]}"
-    echo "| $store | $rr | $rp | $rb | $lr | $lp | $(python3 -c "print(f'{$lr * $HASH:.2f}')") |"
-  done
-  echo
-  echo "Argon2id m=19456 t=2 p=1 alone: $(python3 -c "print(f'{$HASH * 1000:.1f}')") ms per hash (median of 25, core 1)."
-} | tee "$OUT/RESULTS.md"
+python3 - "$OUT/samples.txt" "${HASHES[@]}" <<'PY' | tee "$OUT/RESULTS.md"
+import statistics, sys
+from collections import defaultdict
+samples = defaultdict(list)
+for line in open(sys.argv[1]):
+    label, rate, cpu, bad = line.split()
+    operation, rest = label.split("-", 1)
+    server = rest.rsplit("-", 1)[0]
+    samples[(operation, server)].append((float(rate), float(cpu), int(bad)))
+hash_s = statistics.median(float(h) for h in sys.argv[2:])
+def med(operation, server, index):
+    return statistics.median(s[index] for s in samples[(operation, server)])
+def bad(operation, server):
+    return sum(s[2] for s in samples[(operation, server)])
+print("| operation | seed (µs CPU/request) | Gatehouse SQLite | ratio (seed ÷ Gatehouse) | Gatehouse PostgreSQL |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for operation, name in [("me", "GET /users/me"), ("refresh", "POST /auth/refresh")]:
+    seed, sqlite, pg = (med(operation, s, 1) for s in ("seed", "gatehouse-sqlite", "gatehouse-postgres"))
+    print(f"| {name} | {seed:.0f} | {sqlite:.0f} | {seed / sqlite:.2f}× | {pg:.0f} |")
+print()
+print(f"Argon2id m=19456 t=2 p=1 alone: {hash_s * 1000:.1f} ms per hash (median of {len(sys.argv) - 2} runs of 25, core 1).")
+print()
+print("| logins/s × s per hash | seed | Gatehouse SQLite | Gatehouse PostgreSQL |")
+print("| --- | ---: | ---: | ---: |")
+for cores in (1, 2):
+    row = [med(f"login{cores}", s, 0) * hash_s for s in ("seed", "gatehouse-sqlite", "gatehouse-postgres")]
+    print(f"| {cores} core{'s' if cores > 1 else ''} (ideal {cores:.2f}) | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+print()
+print("non-2xx answers: " + ", ".join(f"{o}/{s} {bad(o, s)}" for (o, s) in sorted(samples)))
+PY

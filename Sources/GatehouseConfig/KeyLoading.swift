@@ -72,11 +72,11 @@ extension ProviderConfig {
         return Verifier(policy: policy, keys: keySet)
     }
 
-    /// The signature keys of a JWKS. Keys for encryption or key agreement are not for us and are
-    /// skipped: `use: enc`, an OKP curve other than Ed25519 (X25519) and, in a `remote` set, an `alg`
-    /// that is no JWS algorithm (Keycloak's `RSA-OAEP`; a local file says it as an error). A `remote` set (`jwks_url`) is published, so a symmetric (`oct`)
-    /// key in it is no secret: it is refused, never made an HMAC key, and counted in
-    /// `refusedSymmetric`.
+    /// The signature keys of a JWKS. Keys for encryption or key agreement are skipped: `use: enc`,
+    /// an OKP curve other than Ed25519 (X25519), and in a `remote` set an `alg` that is no JWS
+    /// algorithm (Keycloak's `RSA-OAEP`; in a local file that is an error). A `remote` set
+    /// (`jwks_url`) is published, so a symmetric (`oct`) key in it is no secret: it is refused,
+    /// never made an HMAC key, and counted in `refusedSymmetric`.
     public static func keys(of jwks: JWKS, remote: Bool) throws(KeyError) -> (keys: [ConfiguredKey], refusedSymmetric: Int) {
         var keys: [ConfiguredKey] = []
         var refusedSymmetric = 0

@@ -68,12 +68,15 @@ public struct TrustedProxies: Sendable {
         return hops.last.map(String.init) ?? peer
     }
 
-    /// The 4 or 16 bytes of an IPv4 or IPv6 address.
+    /// The 4 or 16 bytes of an IPv4 or IPv6 address; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
+    /// how a dual-stack listener sees an IPv4 peer) is its 4 IPv4 bytes.
     public static func bytes(of address: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, address, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
         var v6 = in6_addr()
-        if inet_pton(AF_INET6, address, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
+        guard inet_pton(AF_INET6, address, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF { return Array(bytes[12...]) }
+        return bytes
     }
 }

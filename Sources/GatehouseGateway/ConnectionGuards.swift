@@ -35,20 +35,23 @@ public struct ConnectionLimits: Sendable {
 }
 
 /// Closes connections that take too long to send a request head (slowloris: `header_timeout`
-/// from the head's first byte) or sit idle between requests (`idle_timeout`), and notices request
-/// bodies that send nothing for `idle_timeout` (the gateway answers those: 408 or a close). It sees
-/// raw bytes, so it stands before the HTTP decoder; the gateway tells it when a head is complete,
-/// when the request has ended, and when it stops reading the client itself (back-pressure: then
-/// silence is not the client's). It keeps a deadline, not a timer: the gateway's per-loop sweep
-/// calls `expire(now:)` (a timer per request cost more than the request's verification).
+/// from the head's first byte), sit idle between requests (`idle_timeout`), or take nothing the
+/// gateway writes for `idle_timeout` (a client that stops reading a response); and notices request
+/// bodies that send nothing for `idle_timeout` while the gateway reads them (the gateway answers
+/// those: 408 or a close). It sees raw bytes, so it stands before the HTTP decoder; the gateway
+/// tells it when a head is complete, when the request has ended, and when it stops or resumes
+/// reading the client itself (back-pressure, pipelining: then silence is not the client's). It
+/// keeps deadlines, not timers: the gateway's per-loop sweep calls `expire(now:)` (a timer per
+/// request cost more than the request's verification).
 final class HeadTimeoutHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     /// What ran out.
     enum Expiry {
-        /// No head, or no next request, in time: the connection was closed here.
-        case head
+        /// No head or no next request in time, or the client took nothing written for
+        /// `idle_timeout`: the connection was closed here.
+        case closed
         /// The request body sent nothing for `idle_timeout`: the gateway decides how it ends.
         case body
     }
@@ -56,18 +59,21 @@ final class HeadTimeoutHandler: ChannelInboundHandler {
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var deadline: NIODeadline?
+    /// Set while the client cannot take what is written to it.
+    private var writeDeadline: NIODeadline?
     private var channel: (any Channel)?
     private enum State {
         /// Waiting for a head: no bytes yet (`idle_timeout`) or some (`header_timeout`).
         case idle, receivingHead
-        /// The head is in, the request's body not yet whole: every byte moves the deadline.
+        /// The head is in, the request's body not yet whole: every byte moves the deadline, which
+        /// does not run while the gateway is not reading.
         case readingBody
-        /// As `readingBody`, but the gateway is not reading the client: no deadline.
-        case readingBodyPaused
         /// The request is whole: the exchange has its own timeouts.
         case busy
     }
     private var state = State.idle
+    /// The gateway is not reading the client.
+    private var readsPaused = false
 
     init(headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.headerTimeout = headerTimeout
@@ -93,17 +99,24 @@ final class HeadTimeoutHandler: ChannelInboundHandler {
             self.state = .receivingHead
             self.deadline = .now() + self.headerTimeout
         case .readingBody:
-            self.deadline = .now() + self.idleTimeout
-        case .receivingHead, .readingBodyPaused, .busy:
+            self.deadline = self.bodyDeadline
+        case .receivingHead, .busy:
             break
         }
         context.fireChannelRead(data)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.writeDeadline = context.channel.isWritable ? nil : .now() + self.idleTimeout
+        context.fireChannelWritabilityChanged()
+    }
+
+    private var bodyDeadline: NIODeadline? { self.readsPaused ? nil : .now() + self.idleTimeout }
+
     /// The request head is complete; its body (if any) follows.
     func headReceived() {
         self.state = .readingBody
-        self.deadline = .now() + self.idleTimeout
+        self.deadline = self.bodyDeadline
     }
 
     /// The request is whole: no deadline until the exchange ends.
@@ -114,16 +127,8 @@ final class HeadTimeoutHandler: ChannelInboundHandler {
 
     /// The gateway stopped (`false`) or resumed (`true`) reading the client.
     func clientReads(_ on: Bool) {
-        switch (self.state, on) {
-        case (.readingBody, false):
-            self.state = .readingBodyPaused
-            self.deadline = nil
-        case (.readingBodyPaused, true):
-            self.state = .readingBody
-            self.deadline = .now() + self.idleTimeout
-        default:
-            break
-        }
+        self.readsPaused = !on
+        if self.state == .readingBody { self.deadline = self.bodyDeadline }
     }
 
     /// The exchange ended: the connection waits for the next request.
@@ -132,18 +137,22 @@ final class HeadTimeoutHandler: ChannelInboundHandler {
         self.deadline = .now() + self.idleTimeout
     }
 
-    /// What ran out, if the deadline has passed; a head or idle expiry closes the connection here.
+    /// What ran out, if a deadline has passed; all but a stalled body close the connection here.
     func expire(now: NIODeadline) -> Expiry? {
+        if let writeDeadline = self.writeDeadline, now >= writeDeadline {
+            self.channel?.close(promise: nil)
+            return .closed
+        }
         guard let deadline = self.deadline, now >= deadline else { return nil }
         self.deadline = nil
         switch self.state {
         case .idle, .receivingHead:
             self.channel?.close(promise: nil)
-            return .head
+            return .closed
         case .readingBody:
             self.state = .busy
             return .body
-        case .readingBodyPaused, .busy:
+        case .busy:
             return nil
         }
     }

@@ -90,14 +90,30 @@ public enum Credentials: Equatable, Sendable {
     /// The value of cookie `name` from the `Cookie` header(s) (RFC 6265 §5.4).
     public static func cookieValue(named name: String, in headers: HTTPHeaders) -> String? {
         for header in headers["cookie"] {
-            for pair in header.split(separator: ";") {
-                let trimmed = pair.drop { $0 == " " }
-                guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals] == name else { continue }
-                var value = trimmed[trimmed.index(after: equals)...]
+            for pair in CookiePair.pairs(of: header) where pair.name == name {
+                var value = pair.value
                 if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }
                 return String(value)
             }
         }
         return nil
+    }
+}
+
+/// One `name=value` of a `Cookie` header, white space around the name and the value dropped as
+/// servers drop it (Go's net/http trims spaces and tabs): what the gateway reads as its access
+/// cookie is what it removes, and what an upstream would read.
+struct CookiePair {
+    var name: Substring
+    var value: Substring
+    /// The pair as sent, trimmed.
+    var text: Substring
+
+    static func pairs(of header: String) -> [CookiePair] {
+        header.split(separator: ";").map { part in
+            let text = part.trimmingSpaces
+            guard let equals = text.firstIndex(of: "=") else { return CookiePair(name: text, value: "", text: text) }
+            return CookiePair(name: text[..<equals].trimmingSpaces, value: text[text.index(after: equals)...].trimmingSpaces, text: text)
+        }
     }
 }

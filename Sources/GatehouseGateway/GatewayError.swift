@@ -60,9 +60,10 @@ public struct GatewayError: Error, Sendable, Equatable {
         allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", closesConnection: true
     )
 
-    /// A request body that sent nothing for `idle_timeout`.
+    /// A request body that sent nothing for `idle_timeout` (the connection closes after it, as
+    /// after every answer given before a request was read whole).
     public static let requestTimeout = GatewayError(
-        status: .requestTimeout, code: "request_timeout", description: "the request body sent nothing for idle_timeout", closesConnection: true
+        status: .requestTimeout, code: "request_timeout", description: "the request body sent nothing for idle_timeout"
     )
 
     public static let notFound = GatewayError(status: .notFound, code: "not_found", description: "no route matches this path")

@@ -174,6 +174,8 @@ final class GatewayHandler: ChannelInboundHandler {
         case (.answered, .end):
             self.requestEnded()
             self.enterIdle(context: context)
+            // Its response went out while the connection was to be kept (a drain began since).
+            if self.phase == .closing { self.closeAfterFlush(context: context) }
         case (.answered, _):
             break  // the body of a request already answered
         case (.connecting, let part):
@@ -273,9 +275,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// connection just closes.
     private func bodyStalled(context: ChannelHandlerContext) {
         switch self.phase {
-        case .connecting, .readingLocal:
-            self.abandonRequest(answering: .requestTimeout, context: context)
-        case .forwarding where !self.responseStarted:
+        case .connecting, .readingLocal, .forwarding where !self.responseStarted:
             self.abandonRequest(answering: .requestTimeout, context: context)
         case .idle, .answered, .awaitingLocal, .forwarding, .closing:
             context.close(promise: nil)
@@ -479,10 +479,15 @@ final class GatewayHandler: ChannelInboundHandler {
         } else {
             // Whatever the client pipelined behind a closing response goes unanswered.
             self.pipelined.removeAll()
-            let channel = context.channel
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            self.closeAfterFlush(context: context)
+        }
+    }
+
+    /// Closes the connection once everything written so far has gone out.
+    private func closeAfterFlush(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            channel.close(promise: nil)
         }
     }
 }

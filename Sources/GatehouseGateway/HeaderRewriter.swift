@@ -57,6 +57,9 @@ public enum HeaderRewriter {
         /// `X-Rewrite-URL`: believed by upstreams (Symfony and IIS route by the last two), so only
         /// a trusted proxy's pass.
         case clientForwarding
+        /// A forwarding header's name spelled with `_` for `-` (`X_Real_IP`): servers that map names
+        /// to CGI variables (`HTTP_X_REAL_IP`) read it as the real one, so it never passes.
+        case forwardingAlias
     }
 
     /// The role of the header `name` (ASCII case-insensitive).
@@ -93,7 +96,27 @@ public enum HeaderRewriter {
             case 19: if equals("proxy-authorization") { return .hopByHop }
             default: break
             }
-            return Self.isIdentityHeader(bytes) ? .identity : .other
+            if Self.isIdentityHeader(bytes) { return .identity }
+            if bytes.contains(UInt8(ascii: "_")), Self.isForwardingAlias(bytes) { return .forwardingAlias }
+            return .other
+        }
+    }
+
+    /// The forwarding headers' names, any of which spelled with `_` is a `forwardingAlias`.
+    private static let forwardingNames: [StaticString] = [
+        "forwarded", "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+        "x-forwarded-prefix", "x-original-url", "x-rewrite-url", "x-request-id",
+    ]
+
+    private static func isForwardingAlias(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        Self.forwardingNames.contains { name in
+            name.utf8CodeUnitCount == bytes.count && name.withUTF8Buffer { expected in
+                for index in 0..<expected.count {
+                    let byte = bytes[index] == UInt8(ascii: "_") ? UInt8(ascii: "-") : bytes[index] | 0x20
+                    if byte != expected[index] { return false }
+                }
+                return true
+            }
         }
     }
 
@@ -190,7 +213,7 @@ public enum HeaderRewriter {
             if role == .host, clientHost == nil { clientHost = value }
             if !named.isEmpty, Self.isNamed(name, in: named) { continue }
             switch role {
-            case .hopByHop, .identity, .forwardedProto, .forwardedHost, .requestID:
+            case .hopByHop, .identity, .forwardedProto, .forwardedHost, .requestID, .forwardingAlias:
                 continue
             case .forwardedFor:
                 forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
@@ -232,10 +255,7 @@ public enum HeaderRewriter {
 
     /// `Cookie`'s value without the cookie `name` (RFC 6265 §4.2.1: pairs separated by `; `).
     static func removingCookie(named name: String, from value: String) -> String {
-        value.split(separator: ";").map { $0.drop { $0 == " " } }.filter { pair in
-            guard let equals = pair.firstIndex(of: "=") else { return true }
-            return pair[..<equals] != name
-        }.joined(separator: "; ")
+        CookiePair.pairs(of: value).filter { $0.name != name }.map(\.text).joined(separator: "; ")
     }
 
     /// `/auth/verify`'s answer: all four identity headers, empty when the token has no such claim,

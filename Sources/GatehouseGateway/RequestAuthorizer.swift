@@ -64,6 +64,11 @@ public struct RequestAuthorizer: Sendable {
         if let refusal = path.refusal(keepSemicolons: route.keepSemicolons, keepEncodedSlashes: route.keepEncodedSlashes) {
             return .respond(.invalidRequest(refusal), route: route.prefix)
         }
+        // A kept `;` must not move the request under another route as its upstream reads it:
+        // `/app/admin;x/users` is `/app/admin/users` to Tomcat, which `/app/admin/` guards.
+        if path.hazards.contains(.semicolon), self.routes.route(for: path.withoutParameters)?.prefix != route.prefix {
+            return .respond(.invalidRequest("path parameters would move this path under another route"), route: route.prefix)
+        }
         if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
         if route.allowPreflight, head.method == .OPTIONS, head.headers.contains(name: "origin"),
             head.headers.contains(name: "access-control-request-method")

@@ -11,10 +11,10 @@
 /// Some bytes mean something else to some upstreams (DESIGN.md "Routing and headers"): `;` and
 /// `%3B` start path parameters that Tomcat and Jetty drop (`/pub/..;/admin` is `/admin` there), and
 /// `%2F`, `%5C` and `\` are separators to WSGI, Django, older Go and IIS. They are recorded in
-/// `hazards`, in the path only (never the query), and a route refuses them unless it keeps them.
-/// Since a route may keep `;`, a segment whose part before its first `;` (or `%3B`) is `.` or `..`
-/// is resolved as a dot segment, as such an upstream reads it: the path that is matched is never
-/// one the upstream would climb out of.
+/// `hazards`, in the path only (never the query); a route refuses `;` and `%2F` unless it keeps
+/// them, and a backslash always. Since a route may keep `;`, a segment whose part before its first
+/// `;` (or `%3B`) is `.` or `..` is resolved as a dot segment, as such an upstream reads it, and
+/// `withoutParameters` is the path as it reads it (for the route check: see `RequestAuthorizer`).
 public struct RequestPath: Sendable, Equatable {
     public let path: String
     /// The query without its `?`, as sent; nil when there was no `?`.
@@ -28,15 +28,28 @@ public struct RequestPath: Sendable, Equatable {
 
         /// `;` or `%3B`.
         public static let semicolon = Hazards(rawValue: 1)
-        /// `%2F`, `%5C` or `\`.
+        /// `%2F`.
         public static let encodedSlash = Hazards(rawValue: 2)
+        /// `\` or `%5C`: no route keeps it (none of the upstreams that need `%2F` needs it, and a
+        /// `..\` would be a dot segment to some).
+        public static let backslash = Hazards(rawValue: 4)
     }
 
-    /// Why `route` must not see this path: nil when it may.
+    /// Why a route with these settings must not see this path: nil when it may.
     public func refusal(keepSemicolons: Bool, keepEncodedSlashes: Bool) -> String? {
         if self.hazards.contains(.semicolon), !keepSemicolons { return "the path holds ; or %3B, which some servers read as path parameters" }
-        if self.hazards.contains(.encodedSlash), !keepEncodedSlashes { return "the path holds %2F, %5C or \\, which some servers read as separators" }
+        if self.hazards.contains(.encodedSlash), !keepEncodedSlashes { return "the path holds %2F, which some servers read as a separator" }
+        if self.hazards.contains(.backslash) { return "the path holds \\ or %5C, which some servers read as a separator" }
         return nil
+    }
+
+    /// The path as a server that drops path parameters reads it: every segment cut at its first
+    /// `;` or `%3B`, empty segments gone (Tomcat also collapses `//`).
+    public var withoutParameters: String {
+        guard self.hazards.contains(.semicolon) else { return self.path }
+        let segments = self.path.utf8.split(separator: UInt8(ascii: "/")).map { Self.beforeParameters(ArraySlice($0)) }.filter { !$0.isEmpty }
+        let joined = "/" + segments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+        return self.path.hasSuffix("/") && segments.count > 0 ? joined + "/" : joined
     }
 
     public enum Failure: Error, Equatable {
@@ -81,7 +94,8 @@ public struct RequestPath: Sendable, Equatable {
                 guard index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) else { throw .invalid }
                 let value = high << 4 | low
                 if value == UInt8(ascii: ";") { hazards.insert(.semicolon) }
-                if value == UInt8(ascii: "/") || value == UInt8(ascii: "\\") { hazards.insert(.encodedSlash) }
+                if value == UInt8(ascii: "/") { hazards.insert(.encodedSlash) }
+                if value == UInt8(ascii: "\\") { hazards.insert(.backslash) }
                 if isUnreserved(value) {
                     decoded.append(value)
                 } else {
@@ -90,7 +104,7 @@ public struct RequestPath: Sendable, Equatable {
                 index += 3
             } else {
                 if byte == UInt8(ascii: ";") { hazards.insert(.semicolon) }
-                if byte == UInt8(ascii: "\\") { hazards.insert(.encodedSlash) }
+                if byte == UInt8(ascii: "\\") { hazards.insert(.backslash) }
                 decoded.append(byte)
                 index += 1
             }

@@ -56,7 +56,7 @@ public final class RevocationPoller: @unchecked Sendable {
         }
     }
 
-    private func poll() {
+    private func poll(page number: Int = 1) {
         guard !self.stopped else { return }
         let target = (self.url.basePath.isEmpty ? "/" : self.url.basePath) + "?since=\(self.cursor)"
         HTTPFetch.get(
@@ -64,7 +64,7 @@ public final class RevocationPoller: @unchecked Sendable {
             maximumBytes: 16 << 20
         ).whenComplete { result in
             let page: Page
-            do { page = try Self.page(result.get().text) } catch {
+            do { page = try Self.page(result.get().text, after: self.cursor, now: currentTime()) } catch {
                 self.board.countFeedError()
                 if self.failures == 0 {
                     self.logger.warning("revocation feed failed; the last good list keeps serving", metadata: ["url": "\(self.url)", "error": "\(error)"])
@@ -79,8 +79,10 @@ public final class RevocationPoller: @unchecked Sendable {
             }
             self.board.publish(page.entries)
             self.cursor = max(self.cursor, page.cursor)
-            if page.more {
-                self.poll()
+            if page.more, number < Self.maximumPagesInARow {
+                self.poll(page: number + 1)
+            } else if page.more {
+                self.schedule(in: self.interval)
             } else {
                 self.board.loaded(feed: self.feed)
                 self.schedule(in: self.interval)
@@ -106,12 +108,18 @@ public final class RevocationPoller: @unchecked Sendable {
 
     /// The most entries a page may hold (the issuer answers 10 000 at most).
     static let maximumEntries = 10_000
+    /// Pages fetched back to back (`more`) before the next waits `interval`: a million entries.
+    static let maximumPagesInARow = 100
+    /// The furthest ahead an entry's `exp` may be: an access token's lifetime is far shorter, and
+    /// an entry is kept until its `exp`.
+    static let longestEntry = 366.0 * 86_400
 
     /// `{"cursor": N, "revocations": [{"sid", "exp"}], "more": bool}`, every field checked before it
-    /// is converted: the cursor an integer in 0..<2^53 (where a double still counts exactly), each
-    /// `sid` 1 to 128 printable ASCII bytes, each `exp` a time in seconds between the epoch and
-    /// 10^11, `more` a boolean when present.
-    static func page(_ text: String) throws(InvalidPage) -> Page {
+    /// is converted: the cursor an integer in 0..<2^53 (where a double still counts exactly), past
+    /// `after` when `more` is true (else the feed would be asked the same page without end), each
+    /// `sid` 1 to 128 printable ASCII bytes, each `exp` a time in seconds after the epoch and at most
+    /// `longestEntry` after `now`, `more` a boolean when present.
+    static func page(_ text: String, after: Int64, now: Double) throws(InvalidPage) -> Page {
         guard case .object(let object)? = try? JSONReader.parse(text) else { throw InvalidPage(description: "not a JSON object") }
         guard let cursor = object["cursor"]?.numberValue, cursor >= 0, cursor < 9_007_199_254_740_992, cursor.rounded() == cursor else {
             throw InvalidPage(description: "cursor is not an integer from 0 to 2^53")
@@ -124,7 +132,7 @@ public final class RevocationPoller: @unchecked Sendable {
             guard let sid = item.objectValue?["sid"]?.stringValue, (1...128).contains(sid.utf8.count),
                 sid.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
             else { throw InvalidPage(description: "revocations[\(index)].sid is not 1 to 128 printable ASCII bytes") }
-            guard let exp = item.objectValue?["exp"]?.numberValue, exp > 0, exp < 1e11 else {
+            guard let exp = item.objectValue?["exp"]?.numberValue, exp > 0, exp <= now + Self.longestEntry else {
                 throw InvalidPage(description: "revocations[\(index)].exp is not a time in seconds")
             }
             entries.append(RevocationBoard.Entry(sessionID: sid, expiresAt: exp))
@@ -135,6 +143,7 @@ public final class RevocationPoller: @unchecked Sendable {
         case .bool(let value)?: more = value
         default: throw InvalidPage(description: "more is not a boolean")
         }
+        guard !more || Int64(cursor) > after else { throw InvalidPage(description: "more is true but the cursor did not advance") }
         return Page(cursor: Int64(cursor), entries: entries, more: more)
     }
 }

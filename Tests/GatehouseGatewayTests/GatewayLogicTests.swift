@@ -44,7 +44,7 @@ struct RequestPathTests {
     func hazards() throws {
         let cases: [(String, RequestPath.Hazards)] = [
             ("/a/b", []), ("/a?x=;%2F%5C", []), ("/a%25b", []), ("/a;b", .semicolon), ("/a%3bb", .semicolon), ("/a%3Bb", .semicolon),
-            ("/a%2fb", .encodedSlash), ("/a%2Fb", .encodedSlash), ("/a%5cb", .encodedSlash), ("/a\\b", .encodedSlash),
+            ("/a%2fb", .encodedSlash), ("/a%2Fb", .encodedSlash), ("/a%5cb", .backslash), ("/a\\b", .backslash),
             ("/a;x/%2F", [.semicolon, .encodedSlash]), ("http://h/a;b?q", .semicolon),
         ]
         for (target, hazards) in cases { #expect(try RequestPath(target: target).hazards == hazards, "\(target)") }
@@ -57,6 +57,10 @@ struct RequestPathTests {
         #expect(both.refusal(keepSemicolons: false, keepEncodedSlashes: true) != nil)
         #expect(both.refusal(keepSemicolons: true, keepEncodedSlashes: false) != nil)
         #expect(both.refusal(keepSemicolons: true, keepEncodedSlashes: true) == nil)
+        #expect(try RequestPath(target: "/a%5C").refusal(keepSemicolons: true, keepEncodedSlashes: true) != nil, "no route keeps a backslash")
+        #expect(try RequestPath(target: "/app/admin;x/users").withoutParameters == "/app/admin/users")
+        #expect(try RequestPath(target: "/app/;x/admin%3By/users/").withoutParameters == "/app/admin/users/")
+        #expect(try RequestPath(target: "/app/a/b").withoutParameters == "/app/a/b")
     }
 }
 

@@ -141,6 +141,8 @@ struct HardeningTests {
         let routes = """
               - { prefix: /jsession/, upstream: "$ECHO", auth: public, semicolons: keep }
               - { prefix: /vhost/, upstream: "$ECHO", auth: public, encoded_slashes: keep }
+              - { prefix: /app/, upstream: "$ECHO", auth: public, semicolons: keep }
+              - { prefix: /app/admin/, upstream: "$ECHO", any_role: [admin] }
 
             """
         try await withLiveGateway(routes: routes) { live in
@@ -152,6 +154,9 @@ struct HardeningTests {
             for target in [
                 "/public/..;/admin/x", "/public/a;b", "/public/a%3Bb", "/public/a%3bb", "/public/a%2Fb", "/public/a%2fb",
                 "/public/a%5Cb", "/public/a%5cb", "/public/a\\b", "/api/..%2f..%2fadmin", "/jsession/a%2Fb", "/vhost/a;b",
+                // No route keeps a backslash; kept `;` must not move a path under a guarded route as
+                // Tomcat reads it (`/app/admin/users`).
+                "/vhost/a%5Cb", "/vhost/..%5Cadmin", "/app/admin;x/users", "/app/;x/admin/users", "/app/admin%3Bx/users",
             ] {
                 let response = try get(target)
                 #expect(response.status == 400 && response.json?["error"] as? String == "invalid_request", "\(target)")
@@ -169,7 +174,7 @@ struct HardeningTests {
             #expect(try get("/jsession/..;/admin/x").status == 400)
             // encoded_slashes: keep — %2F stays encoded and is no separator.
             #expect(try get("/vhost/%2f/queue").json?["path"] as? String == "/vhost/%2F/queue")
-            #expect(try get("/vhost/a%5Cb").json?["path"] as? String == "/vhost/a%5Cb")
+            #expect(try get("/app/a;v=1/b").json?["path"] as? String == "/app/a;v=1/b")
         }
     }
 
@@ -239,6 +244,48 @@ struct HardeningTests {
             let full = try RawHTTPClient.request(port: live.port, "GET", "/auth/verify", headers: [("Authorization", "Bearer \(try live.token())")])
             #expect(full.headers("x-user-role") == ["viewer"] && full.headers("x-user-scopes") == ["content:read,profile:read"])
         }
+    }
+
+    @Test("forwarding headers spelled with _ (X_Real_IP, read as HTTP_X_REAL_IP by CGI-style servers) never pass")
+    func underscoredForwardingHeaders() async throws {
+        try await withLiveGateway(topLevel: "trusted_proxies: [127.0.0.0/8]\n") { live in
+            let sent = [
+                ("X_Real_IP", "10.9.9.9"), ("X_Original_URL", "/admin"), ("X_Rewrite_URL", "/admin"), ("X_Forwarded_Port", "1"),
+                ("X_Forwarded_Prefix", "/p"), ("x_forwarded_for", "10.9.9.9"), ("X_Forwarded_Proto", "https"), ("X_Forwarded_Host", "evil"),
+                ("X_Request_Id", "forged"), ("x_user_id", "1"),
+            ]
+            let seen = try RawHTTPClient.request(port: live.port, "GET", "/public/x", headers: sent)
+            let headers = try #require(seen.json?["headers"] as? [String: [String]])
+            for (name, _) in sent { #expect(headers[name.lowercased()] == nil, "\(name) reached the upstream") }
+            #expect(headers["x-forwarded-for"] == ["127.0.0.1"])
+        }
+    }
+
+    @Test("a client that takes nothing of a response for idle_timeout is disconnected, and so is the upstream")
+    func stalledReader() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let download = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group) { _ in StreamingUpstream(size: 256 << 20) }
+        let yaml = """
+            access_log: false
+            idle_timeout: 1s
+            routes:
+              - { prefix: /down/, upstream: "http://127.0.0.1:\(download.localAddress!.port!)", auth: public }
+
+            """
+        let config = try GatewayConfig.parse(yaml, file: "stall.conf", baseDirectory: "/tmp")
+        let gateway = try await GatewayServer.start(config: config, group: group, host: "127.0.0.1", port: 0)
+        let client = try RawHTTPClient(port: gateway.port, timeoutSeconds: 5)
+        try client.send("GET /down/x HTTP/1.1\r\nHost: a\r\n\r\n")
+        var open = 1
+        for _ in 0..<60 where open > 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            open = try await gateway.openConnections()
+        }
+        #expect(open == 0, "a client that reads nothing held its connection")
+        withExtendedLifetime(client) {}
+        try await gateway.stop()
+        try await download.close()
+        try await group.shutdownGracefully()
     }
 
     static let clientForwardingHeaders = [
@@ -326,6 +373,7 @@ struct HardeningTests {
             "{\"cursor\": 2, \"revocations\": [], \"more\": \"yes\"}",
             "{\"cursor\": 2, \"revocations\": [{\"sid\": \"bad-1\", \"exp\": \"soon\"}]}",
             "{\"cursor\": 2, \"revocations\": [{\"sid\": \"bad-2\", \"exp\": 1e300}]}",
+            "{\"cursor\": 2, \"revocations\": [{\"sid\": \"bad-2\", \"exp\": \(exp + 400 * 86_400)}]}",
             "{\"cursor\": 2, \"revocations\": [{\"sid\": \"bad-3\", \"exp\": -5}]}",
             "{\"cursor\": 2, \"revocations\": [{\"sid\": 7, \"exp\": \(exp)}]}",
             "{\"cursor\": 2, \"revocations\": [{\"sid\": \"\", \"exp\": \(exp)}]}",
@@ -342,6 +390,13 @@ struct HardeningTests {
             #expect(board.contains("good-1"), "page \(index) lost the last good list")
         }
         #expect(!board.contains("bad-1") && !board.contains("bad-2") && !board.contains("bad-3") && !board.contains("s0"), "a bad page published part of itself")
+        // A page that says there is more without moving the cursor would be asked for without end.
+        let before = document.fetches.load(ordering: .relaxed)
+        let errorsBefore = board.feedErrors
+        document.text.withLock { $0 = "{\"cursor\": 1, \"revocations\": [], \"more\": true}" }
+        try await Task.sleep(for: .milliseconds(300))
+        let fetched = document.fetches.load(ordering: .relaxed) - before
+        #expect(board.feedErrors > errorsBefore && fetched < 40, "\(fetched) fetches in 300 ms at a 20 ms interval")
         // The feed recovers with the next good page.
         document.text.withLock { $0 = page(cursor: 2, sid: "good-2") }
         try await settle { board.contains("good-2") }

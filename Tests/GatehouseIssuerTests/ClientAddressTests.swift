@@ -17,6 +17,8 @@ struct ClientAddressTests {
         #expect(proxies.clientAddress(peer: "11.0.0.1", forwardedFor: ["5.5.5.5"]) == "11.0.0.1")
         // A trusted proxy that added nothing: the peer itself.
         #expect(proxies.clientAddress(peer: "10.0.0.1", forwardedFor: []) == "10.0.0.1")
+        // A dual-stack listener sees an IPv4 proxy as an IPv4-mapped IPv6 address.
+        #expect(proxies.contains("::ffff:10.1.2.3") && !proxies.contains("::ffff:11.1.2.3"))
         #expect(throws: TrustedProxies.InvalidEntry.self) { try TrustedProxies(["10.0.0.0/33"]) }
         #expect(throws: TrustedProxies.InvalidEntry.self) { try TrustedProxies(["proxy.example"]) }
     }
