@@ -106,7 +106,7 @@ struct HardeningCLITests {
     func configCheck() throws {
         let directory = try temporaryDirectory()
         try EVPKey.generate(.ec(.p256)).privateKeyPEM().write(to: directory.appendingPathComponent("signing.pem"), atomically: true, encoding: .utf8)
-        for database in [#""host=127.0.0.1 password = 'hun ter\' 2' dbname=gh""#, "postgresql://gh@127.0.0.1/gh?sslmode=disable&password=hunter2"] {
+        for database in [#"'host=127.0.0.1 password = ''hun ter\'' 2'' dbname=gh'"#, "postgresql://gh@127.0.0.1/gh?sslmode=disable&password=hunter2"] {
             try """
                 issuer:
                   issuer: https://auth.test
