@@ -54,26 +54,6 @@ struct TrustedProxies: Sendable {
         return hops.last ?? peer
     }
 
-    /// The login limit's counter for a client address: an IPv4 address alone, an IPv6 address by
-    /// its /64 (one subscriber's LAN: a host there picks any of 2^64 addresses); an IPv4-mapped
-    /// IPv6 address counts as its IPv4 address. Anything unparsable counts as itself.
-    static func limitKey(forAddress address: String) -> String {
-        guard let bytes = Self.bytes(of: address) else { return "address:" + address }
-        if bytes.count == 4 { return "address:" + Self.text(of: bytes) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
-            return "address:" + Self.text(of: Array(bytes[12..<16]))
-        }
-        return "address:" + Self.text(of: Array(bytes[0..<8]) + [UInt8](repeating: 0, count: 8)) + "/64"
-    }
-
-    /// The canonical text of 4 or 16 address bytes.
-    private static func text(of bytes: [UInt8]) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let family = bytes.count == 4 ? AF_INET : AF_INET6
-        let ok = bytes.withUnsafeBytes { raw in buffer.withUnsafeMutableBufferPointer { inet_ntop(family, raw.baseAddress, $0.baseAddress, socklen_t($0.count)) } } != nil
-        return ok ? buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : bytes.map(String.init).joined(separator: ".")
-    }
-
     /// The 4 or 16 bytes of an IPv4 or IPv6 address.
     private static func bytes(of address: String) -> [UInt8]? {
         var v4 = in_addr()

@@ -225,7 +225,7 @@ public final class Issuer: Sendable {
 
     /// The login limit's counter for the client of a request (its /64 for IPv6).
     private func addressLimitKey(peer: String?, forwardedFor: [String]) -> String {
-        TrustedProxies.limitKey(forAddress: self.trustedProxies.clientAddress(peer: peer, forwardedFor: forwardedFor))
+        LoginLimitKeys.address(self.trustedProxies.clientAddress(peer: peer, forwardedFor: forwardedFor))
     }
 
     /// The Argon2 parameters an unknown email's decoy check uses (on the database pool).

@@ -20,17 +20,6 @@ struct ClientAddressTests {
         #expect(throws: IssuerSetupError.self) { try TrustedProxies(["proxy.example"]) }
     }
 
-    @Test("the login limit counts an IPv6 client by its /64, an IPv4 client (also IPv4-mapped) by its address")
-    func limitKeys() {
-        #expect(TrustedProxies.limitKey(forAddress: "2001:db8:1:2::1") == "address:2001:db8:1:2::/64")
-        #expect(TrustedProxies.limitKey(forAddress: "2001:DB8:1:2:aaaa:bbbb:cccc:dddd") == "address:2001:db8:1:2::/64")
-        #expect(TrustedProxies.limitKey(forAddress: "2001:db8:1:3::1") == "address:2001:db8:1:3::/64")
-        #expect(TrustedProxies.limitKey(forAddress: "::1") == "address:::/64")
-        #expect(TrustedProxies.limitKey(forAddress: "198.51.100.7") == "address:198.51.100.7")
-        #expect(TrustedProxies.limitKey(forAddress: "::ffff:198.51.100.7") == "address:198.51.100.7")
-        #expect(TrustedProxies.limitKey(forAddress: "unknown") == "address:unknown")
-    }
-
     @Test("emails are trimmed, lower-cased, and refused when implausible")
     func emails() {
         #expect(EmailAddress.normalize("  Ann@Example.COM ") == "ann@example.com")
