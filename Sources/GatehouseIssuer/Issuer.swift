@@ -170,8 +170,10 @@ public final class Issuer: Sendable {
             let now = Self.nowMilliseconds()
             try self.refuseIfBlocked([addressKey], now: now)
             try self.takeSlot(slot, key: emailKey, now: now)
-            guard let credentials = try self.store.credentials(email: email) else { return (nil, try self.decoyParameters(for: email)) }
-            return (credentials, nil)
+            // The decoy's parameters are looked up for a known email too, so that both take the
+            // same database round trips.
+            let decoy = try self.decoyParameters(for: email)
+            return (try self.store.credentials(email: email), decoy)
         }.flatMap { found in
             // An unknown email is checked against a decoy: the same work, the same answer.
             self.hash { () throws -> (matched: Bool, rehash: String?) in
