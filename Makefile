@@ -5,8 +5,10 @@ SWIFT ?= swift
 # C libraries the package links (system-library targets) and the tools the build needs.
 SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
 # The tests start their own throwaway PostgreSQL server on 127.0.0.1 (never a mock); browser mode
-# and TLS are tested through curl, with certificates made by openssl; forward-auth behind nginx.
-TEST_PACKAGES := postgresql-15 curl openssl nginx
+# and TLS are tested through curl, with certificates made by openssl; forward-auth behind nginx;
+# strace shows how `keys generate` creates the private key file; PyJWT (pip, below) is a verifier
+# that ignores `typ`, refusing refresh tokens as access tokens.
+TEST_PACKAGES := postgresql-15 curl openssl nginx strace python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps test-deps install check-swift sanitize fuzz bench-jose clean
@@ -35,6 +37,8 @@ deps:
 
 test-deps:
 	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_PACKAGES)"
+	@python3 -c 'import jwt' 2>/dev/null || python3 -m pip install -q PyJWT \
+		|| python3 -m pip install -q --break-system-packages PyJWT
 
 install:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \

@@ -66,6 +66,7 @@ struct EffectiveConfig {
                 "  database: \(Self.maskPassword(issuer.database))", "  default_role: \(issuer.defaultRole)",
                 "  argon2: { memory_kib: \(issuer.argon2.memoryKiB), iterations: \(issuer.argon2.iterations), parallelism: \(issuer.argon2.parallelism) }",
                 "  password_min_length: \(issuer.passwordMinLength)", "  refresh_secret: \(issuer.refreshSecret == nil ? "null" : "'***'")",
+                "  previous_refresh_secrets: \(Self.list(issuer.previousRefreshSecrets.map { _ in "'***'" }))",
                 "  hash_queue: \(issuer.hashQueue)", "  auto_migrate: \(issuer.autoMigrate)", "  cookies: \(issuer.cookies)",
                 "  allowed_origins: \(Self.list(issuer.allowedOrigins))", "  revocation_secret: \(issuer.revocationSecret == nil ? "null" : "'***'")",
             ]
@@ -134,14 +135,103 @@ struct EffectiveConfig {
 
     private static func list(_ values: [String]) -> String { "[" + values.joined(separator: ", ") + "]" }
 
-    /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; `password=…` likewise.
+    /// The database setting with every password libpq would read replaced by `***`: in a URI
+    /// (`postgres[ql]://user:pw@host/db`, the query's `password=`), and in a keyword/value string
+    /// (`password=pw`, `password = pw`, `password='a b\' c'`, and inside a `dbname` that is itself
+    /// a connection string, which libpq expands).
     static func maskPassword(_ database: String) -> String {
-        if let scheme = database.range(of: "://"), let at = database[scheme.upperBound...].firstIndex(of: "@") {
-            let credentials = database[scheme.upperBound..<at]
-            if let colon = credentials.firstIndex(of: ":") {
-                return String(database[..<database.index(after: colon)]) + "***" + String(database[at...])
+        let lower = database.lowercased()
+        if lower.hasPrefix("postgresql://") || lower.hasPrefix("postgres://") { return Self.maskURIPassword(database) }
+        return Self.maskKeywordPassword(database)
+    }
+
+    private static func maskURIPassword(_ uri: String) -> String {
+        let text = Array(uri)
+        let authorityStart = Array(uri.lowercased()).firstIndex(of: ":")! + 3
+        let queryStart = text[authorityStart...].firstIndex(of: "?") ?? text.endIndex
+        var head = Array(text[..<queryStart])
+        // user:password@ — the last @ before the query, so that an unencoded @ in the password is
+        // masked too.
+        if let at = head[authorityStart...].lastIndex(of: "@"), let colon = head[authorityStart..<at].firstIndex(of: ":") {
+            head = Array(head[...colon]) + Array("***") + Array(head[at...])
+        }
+        guard queryStart < text.endIndex else { return String(head) }
+        let query = String(text[text.index(after: queryStart)...]).split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+            let name = String(pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0])
+            switch (name.removingPercentEncoding ?? name).lowercased() {
+            case "password": return name + "=***"
+            case "dbname": return name + "=" + Self.maskPassword(String(pair.dropFirst(name.count + 1)).removingPercentEncoding ?? "")
+            default: return String(pair)
             }
         }
-        return database.split(separator: " ").map { $0.hasPrefix("password=") ? "password=***" : String($0) }.joined(separator: " ")
+        return String(head) + "?" + query.joined(separator: "&")
+    }
+
+    /// Scans `keyword = value` pairs as libpq does: whitespace around `=`, values bare (a backslash
+    /// escapes the next character) or single-quoted (backslash escapes inside).
+    private static func maskKeywordPassword(_ conninfo: String) -> String {
+        let characters = Array(conninfo)
+        func isSpace(_ character: Character) -> Bool { character.isWhitespace }
+        var output = ""
+        var index = 0
+        while index < characters.count {
+            if isSpace(characters[index]) {
+                output.append(characters[index])
+                index += 1
+                continue
+            }
+            let keywordStart = index
+            while index < characters.count, !isSpace(characters[index]), characters[index] != "=" { index += 1 }
+            let keyword = String(characters[keywordStart..<index])
+            output += keyword
+            while index < characters.count, isSpace(characters[index]) {
+                output.append(characters[index])
+                index += 1
+            }
+            let isPassword = keyword.lowercased() == "password"
+            guard index < characters.count, characters[index] == "=" else {
+                // Not a pair (libpq refuses it); still, a word after "password" is masked.
+                if isPassword, index < characters.count {
+                    while index < characters.count, !isSpace(characters[index]) { index += 1 }
+                    output += "***"
+                }
+                continue
+            }
+            output.append("=")
+            index += 1
+            while index < characters.count, isSpace(characters[index]) {
+                output.append(characters[index])
+                index += 1
+            }
+            let valueStart = index
+            if index < characters.count, characters[index] == "'" {
+                index += 1
+                while index < characters.count {
+                    if characters[index] == "\\" {
+                        index += 2
+                        continue
+                    }
+                    index += 1
+                    if characters[index - 1] == "'" { break }
+                }
+            } else {
+                while index < characters.count, !isSpace(characters[index]) {
+                    index += characters[index] == "\\" ? 2 : 1
+                }
+            }
+            index = min(index, characters.count)
+            let value = String(characters[valueStart..<index])
+            if isPassword {
+                output += "***"
+            } else if keyword.lowercased() == "dbname", value.contains("=") || value.contains("://") {
+                let quoted = value.hasPrefix("'")
+                let inner = quoted ? String(value.dropFirst().dropLast(value.count > 1 && value.hasSuffix("'") ? 1 : 0)) : value
+                let masked = Self.maskPassword(inner.replacingOccurrences(of: "\\'", with: "'").replacingOccurrences(of: "\\\\", with: "\\"))
+                output += quoted ? "'" + masked.replacingOccurrences(of: "'", with: "\\'") + "'" : masked
+            } else {
+                output += value
+            }
+        }
+        return output
     }
 }

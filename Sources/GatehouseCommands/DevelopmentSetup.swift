@@ -20,9 +20,8 @@ enum DevelopmentSetup {
         var lines = ["development setup (no gateway.conf): state in \(directory.path)"]
         if !FileManager.default.fileExists(atPath: keyPath) {
             let pem = try EVPKey.generate(.ec(.p256)).privateKeyPEM()
-            guard FileManager.default.createFile(atPath: keyPath, contents: Data(pem.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw DevelopmentSetupError("cannot write \(keyPath)")
-            }
+            // 0600 from the first byte, as `keys generate` writes it.
+            try KeysCommand.Generate.writePrivate(Array(pem.utf8), to: keyPath)
             lines.append("  generated an ES256 signing key: \(keyPath)")
         }
         let echo = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group) { _ in EchoHandler() }
@@ -44,9 +43,4 @@ enum DevelopmentSetup {
         lines.append("  built-in echo upstream on 127.0.0.1:\(echoPort) for /demo/")
         return (config, echo, lines)
     }
-}
-
-struct DevelopmentSetupError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -3,6 +3,9 @@ import ArgumentParser
 import Foundation
 import GatehouseCrypto
 import GatehouseJOSE
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,11 +45,31 @@ struct KeysCommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let pemPath = directory.appendingPathComponent("\(kid).pem").path
             let pem = try key.privateKeyPEM()
-            guard FileManager.default.createFile(atPath: pemPath, contents: Data(pem.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw ValidationError("cannot write \(pemPath)")
-            }
+            try Self.writePrivate(Array(pem.utf8), to: pemPath)
             try Data((jwk.json.serialized + "\n").utf8).write(to: directory.appendingPathComponent("\(kid).jwk.json"))
             print(kid)
+        }
+
+        /// Creates `path` with mode 0600 from its first byte (`O_EXCL`: never an existing file or a
+        /// link planted there) and writes `bytes`; the umask can only make it stricter. A failed
+        /// write removes the partial file.
+        static func writePrivate(_ bytes: [UInt8], to path: String) throws {
+            let descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard descriptor >= 0 else { throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))") }
+            var written = 0
+            while written < bytes.count {
+                let count = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else {
+                    let reason = String(cString: strerror(errno))
+                    close(descriptor)
+                    unlink(path)
+                    throw ValidationError("cannot write \(path): \(reason)")
+                }
+                written += count
+            }
+            let synced = fsync(descriptor) == 0
+            guard close(descriptor) == 0, synced else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
         }
     }
 }

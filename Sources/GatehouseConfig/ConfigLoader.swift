@@ -137,6 +137,14 @@ extension GatewayConfig {
         if let refreshSecret, refreshSecret.utf8.count < 32 {
             throw section.error(at: section.mapping["refresh_secret"], "refresh_secret", "must be at least 32 bytes")
         }
+        let previousRefreshSecrets = try section.strings("previous_refresh_secrets") ?? []
+        if previousRefreshSecrets.contains(where: { $0.utf8.count < 32 }) {
+            throw section.error(at: section.mapping["previous_refresh_secrets"], "previous_refresh_secrets", "each must be at least 32 bytes")
+        }
+        let revocationSecret = try section.string("revocation_secret")
+        if let revocationSecret, revocationSecret.utf8.count < 32 {
+            throw section.error(at: section.mapping["revocation_secret"], "revocation_secret", "must be at least 32 bytes")
+        }
         return IssuerConfig(
             issuer: issuerURL,
             audience: try section.string("audience", default: "api"),
@@ -148,11 +156,12 @@ extension GatewayConfig {
             defaultRole: try section.string("default_role", default: "viewer"), argon2: argon2,
             passwordMinLength: try section.int("password_min_length", default: 8, range: 1...1024),
             refreshSecret: refreshSecret,
+            previousRefreshSecrets: previousRefreshSecrets,
             hashQueue: try section.int("hash_queue", default: 64, range: 1...100_000),
             autoMigrate: try section.bool("auto_migrate", default: true),
             cookies: try section.bool("cookies", default: false),
             allowedOrigins: try section.strings("allowed_origins") ?? [],
-            revocationSecret: try section.string("revocation_secret")
+            revocationSecret: revocationSecret
         )
     }
 

@@ -167,7 +167,10 @@ public struct IssuerConfig: Sendable {
     public var defaultRole: String
     public var argon2: Argon2
     public var passwordMinLength: Int
+    /// Signs refresh tokens (HS256) and keys their rotation; nil: both derived from the signing key.
     public var refreshSecret: String?
+    /// Earlier refresh secrets: refresh tokens they signed are still accepted.
+    public var previousRefreshSecrets: [String] = []
     public var hashQueue: Int
     public var autoMigrate: Bool
     public var cookies: Bool

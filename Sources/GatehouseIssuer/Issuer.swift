@@ -6,6 +6,7 @@ import GatehouseJOSE
 import GatehousePassword
 public import GatehouseStore
 import NIOCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,10 @@ public final class Issuer: Sendable {
     public let store: Store
     let minter: TokenMinter
     let accessVerifier: Verifier
-    let refreshVerifier: Verifier
+    /// HS256 refresh tokens, one verifier per accepted secret (`RefreshSecrets`), then the refresh
+    /// tokens of before that change (signed with a published key, `aud` the API audience), still
+    /// taken at `/auth/refresh` and `/auth/logout` until they rotate or expire.
+    let refreshVerifiers: [Verifier]
     /// The public keys, as served at `/.well-known/jwks.json`.
     public let jwks: JWKS
     let hashPool: BlockingPool
@@ -32,9 +36,9 @@ public final class Issuer: Sendable {
     let argon2: Argon2Parameters
     /// The gateway of this process: told of every session the issuer ends, at once.
     let revocations: RevocationBoard?
-    /// A hash of a random password: an unknown email is checked against it, so that it costs the
-    /// same Argon2 work as a wrong password.
-    private let decoyHash: String
+    /// Hashes of a random password, one per Argon2 parameter set met: an unknown email is checked
+    /// against the one with the parameters of some real account's stored hash (see `decoy`).
+    private let decoyHashes: Mutex<[Argon2Parameters: String]>
 
     /// Opens the store (migrating it when `auto_migrate` is on), loads the keys and starts the pools.
     public static func start(config: IssuerConfig, trustedProxies: [String], revocations: RevocationBoard? = nil) throws -> Issuer {
@@ -70,7 +74,7 @@ public final class Issuer: Sendable {
             policy: VerificationPolicy(algorithms: algorithms, issuer: config.issuer, audience: config.audience, type: .required("at+jwt")),
             keys: keySet
         )
-        self.refreshVerifier = Verifier(
+        let legacyRefreshVerifier = Verifier(
             policy: VerificationPolicy(algorithms: algorithms, issuer: config.issuer, audience: config.audience, type: .required("refresh+jwt")),
             keys: keySet
         )
@@ -79,20 +83,19 @@ public final class Issuer: Sendable {
             return JWK(key: publicKey, keyID: key.keyID, algorithm: config.signing.algorithm)
         })
 
-        // Without `refresh_secret`, the rotation secret comes from the signing key, which every
-        // issuer sharing the database also shares.
-        let rotationSecret = try config.refreshSecret.map { Array($0.utf8) }
-            ?? Digest.sha256.hash(Array(("gatehouse-refresh-rotation:" + signingKey.privateKeyPEM()).utf8))
-        self.minter = TokenMinter(
-            signer: signer, issuer: config.issuer, audience: config.audience,
-            accessTTL: Int64(config.accessTokenTTL.seconds), refreshTTL: Int64(config.refreshTokenTTL.seconds), rotationSecret: rotationSecret
+        let refreshSecrets = try RefreshSecrets(config: config, signingKey: signingKey)
+        self.refreshVerifiers = try refreshSecrets.verifiers(issuer: config.issuer) + [legacyRefreshVerifier]
+        self.minter = try TokenMinter(
+            signer: signer, refreshSecret: refreshSecrets.signing, issuer: config.issuer, audience: config.audience,
+            accessTTL: Int64(config.accessTokenTTL.seconds), refreshTTL: Int64(config.refreshTokenTTL.seconds),
+            rotationSecret: refreshSecrets.rotation
         )
 
         self.hashWorkers = Processors.available
         self.hashPool = BlockingPool(name: "argon2", threads: self.hashWorkers, queueLimit: config.hashQueue, niceness: 5)
         let connections = config.database.hasPrefix("sqlite:") ? 1 : 4
         self.databasePool = BlockingPool(name: "database", threads: connections, queueLimit: 1024)
-        self.decoyHash = try Argon2id.hash(password: SecureRandom.bytes(16), parameters: self.argon2)
+        self.decoyHashes = Mutex([self.argon2: try Argon2id.hash(password: SecureRandom.bytes(16), parameters: self.argon2)])
     }
 
     public func shutdown() async throws {
@@ -117,14 +120,23 @@ public final class Issuer: Sendable {
         let user: UserRecord
     }
 
-    func register(email rawEmail: String, password: String, name: String?, on eventLoop: any EventLoop) -> EventLoopFuture<Issued> {
+    /// A new account and its first session. A taken email (409, which stays: the form must say
+    /// so) counts as a failure of the client address towards the login limit, so that register
+    /// cannot enumerate accounts faster than login; a blocked address gets 429 before any hashing.
+    /// Successful registrations never count.
+    func register(
+        email rawEmail: String, password: String, name: String?, peer: String? = nil, forwardedFor: [String] = [], on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Issued> {
         guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(IssuerError.invalidEmail) }
         let passwordBytes = Array(password.utf8)
         guard (self.config.passwordMinLength...Self.maximumPasswordBytes).contains(passwordBytes.count) else {
             return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
         }
+        let addressKey = self.addressLimitKey(peer: peer, forwardedFor: forwardedFor)
+        let window = self.loginLimitWindow
         let parameters = self.argon2
-        return self.hash { try Argon2id.hash(password: passwordBytes, parameters: parameters) }.on(eventLoop)
+        return self.database(on: eventLoop) { try self.refuseIfBlocked([addressKey], now: Self.nowMilliseconds()) }
+            .flatMap { _ in self.hash { try Argon2id.hash(password: passwordBytes, parameters: parameters) }.on(eventLoop) }
             .flatMap { hash in
                 self.database(on: eventLoop) {
                     let now = Self.nowMilliseconds()
@@ -132,6 +144,7 @@ public final class Issuer: Sendable {
                     do {
                         user = try self.store.createUser(email: email, name: name, passwordHash: hash, role: self.config.defaultRole, now: now)
                     } catch let error as StoreError where error.kind == .uniqueViolation {
+                        try self.store.recordLoginFailure(keys: [addressKey], window: window, now: now)
                         throw IssuerError.emailTaken
                     }
                     return try self.startSession(for: user, now: now)
@@ -139,6 +152,11 @@ public final class Issuer: Sendable {
             }
     }
 
+    /// Checks a password under the login limit (DESIGN.md, "Login limits"): a blocked client
+    /// address gets 429 first; then the attempt takes a slot for its email in the database, or gets
+    /// 429 when the email's failures in the window plus the attempts in flight already reach
+    /// `failures`. Only then is the password checked. A wrong one turns the slot into a failure (of
+    /// the email and of the address), a right one releases it and clears the email's failures.
     func login(email rawEmail: String, password: String, peer: String?, forwardedFor: [String], on eventLoop: any EventLoop) -> EventLoopFuture<Issued> {
         guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(IssuerError.invalidEmail) }
         let passwordBytes = Array(password.utf8)
@@ -146,34 +164,97 @@ public final class Issuer: Sendable {
             return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
         }
         let emailKey = Self.emailLimitKey(email)
-        let addressKey = "address:" + self.trustedProxies.clientAddress(peer: peer, forwardedFor: forwardedFor)
+        let addressKey = self.addressLimitKey(peer: peer, forwardedFor: forwardedFor)
         let window = self.loginLimitWindow
         let parameters = self.argon2
-        let decoy = self.decoyHash
-        return self.database(on: eventLoop) { () throws -> (id: Int64, passwordHash: String)? in
-            try self.refuseIfBlocked([emailKey, addressKey], now: Self.nowMilliseconds())
-            return try self.store.credentials(email: email)
-        }.flatMap { credentials in
-            // An unknown email is checked against the decoy: the same work, the same answer.
-            self.hash { () -> (matched: Bool, rehash: String?) in
-                let matched = Argon2id.verify(password: passwordBytes, encoded: credentials?.passwordHash ?? decoy) && credentials != nil
-                guard matched, let stored = credentials?.passwordHash, PHCString(stored)?.needsRehash(for: parameters) ?? true else {
-                    return (matched, nil)
+        let slot = TokenMinter.randomID()
+        return self.database(on: eventLoop) { () throws -> (credentials: (id: Int64, passwordHash: String)?, decoy: Argon2Parameters?) in
+            let now = Self.nowMilliseconds()
+            try self.refuseIfBlocked([addressKey], now: now)
+            try self.takeSlot(slot, key: emailKey, now: now)
+            // The decoy's parameters are looked up for a known email too, so that both take the
+            // same database round trips.
+            let decoy = try self.decoyParameters(for: email)
+            return (try self.store.credentials(email: email), decoy)
+        }.flatMap { found in
+            // An unknown email is checked against a decoy: the same work, the same answer.
+            self.hash { () throws -> (matched: Bool, rehash: String?) in
+                guard let credentials = found.credentials else {
+                    _ = Argon2id.verify(password: passwordBytes, encoded: try self.decoy(parameters: found.decoy ?? parameters))
+                    return (false, nil)
                 }
+                let matched = Argon2id.verify(password: passwordBytes, encoded: credentials.passwordHash)
+                guard matched, PHCString(credentials.passwordHash)?.needsRehash(for: parameters) ?? true else { return (matched, nil) }
                 return (true, try Argon2id.hash(password: passwordBytes, parameters: parameters))
-            }.on(eventLoop).map { (credentials, $0) }
+            }.on(eventLoop).map { (found.credentials, $0) }
         }.flatMap { credentials, outcome in
             self.database(on: eventLoop) {
                 let now = Self.nowMilliseconds()
                 guard outcome.matched, let credentials else {
-                    try self.store.recordLoginFailure(keys: [emailKey, addressKey], window: window, now: now)
+                    try self.store.finishLoginSlot(id: slot, key: emailKey, failed: true, alsoFailing: [addressKey], window: window, now: now)
                     throw IssuerError.invalidCredentials
                 }
-                try self.store.resetLoginFailures(key: emailKey)
+                try self.store.finishLoginSlot(id: slot, key: emailKey, failed: false, window: window, now: now)
                 if let rehash = outcome.rehash { try self.store.setPasswordHash(userID: credentials.id, rehash) }
                 guard let user = try self.store.user(id: credentials.id) else { throw IssuerError.invalidCredentials }
                 return try self.startSession(for: user, now: now)
             }
+        }.flatMapError { error in self.releasingSlot(slot, after: error, on: eventLoop) }
+    }
+
+    /// How long a login slot counts at most: far longer than any check takes (a full hash queue
+    /// drains in seconds), short enough that a process dying mid-login blocks nobody for long.
+    static let loginSlotLifetime: Int64 = 60_000
+
+    /// Takes a login slot for `key` or throws 429 (on the database pool).
+    private func takeSlot(_ slot: String, key: String, now: Int64) throws {
+        if let wait = try self.store.takeLoginSlot(
+            key: key, id: slot, limit: self.config.loginLimitFailures, window: self.loginLimitWindow, lifetime: Self.loginSlotLifetime, now: now
+        ) {
+            throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000))
+        }
+    }
+
+    /// After an attempt failed other than by a wrong password or the limit (a full hash queue, the
+    /// database gone, …), gives its slot back (if it took one) and fails with `error`. The slot
+    /// would expire anyway; giving it back keeps the next attempt from a needless 429.
+    private func releasingSlot<T: Sendable>(_ slot: String, after error: any Error, on eventLoop: any EventLoop) -> EventLoopFuture<T> {
+        if let known = error as? IssuerError, known.code == "invalid_credentials" || known.code == "rate_limited" {
+            return eventLoop.makeFailedFuture(error)
+        }
+        return self.database(on: eventLoop) { try self.store.releaseLoginSlot(id: slot) }
+            .flatMapThrowing { _ -> T in throw error }
+            .flatMapError { _ in eventLoop.makeFailedFuture(error) }
+    }
+
+    /// The login limit's counter for the client of a request (its /64 for IPv6).
+    private func addressLimitKey(peer: String?, forwardedFor: [String]) -> String {
+        LoginLimitKeys.address(self.trustedProxies.clientAddress(peer: peer, forwardedFor: forwardedFor))
+    }
+
+    /// The Argon2 parameters an unknown email's decoy check uses (on the database pool).
+    ///
+    /// A decoy hashed once with the configured parameters costs what a known account costs only
+    /// while every stored hash uses them; after a parameter change, accounts that have not logged
+    /// in since keep their old hashes (a login re-hashes), and a known email would cost a different
+    /// time from an unknown one. So an unknown email is checked against a decoy with the parameters
+    /// of a real account's stored hash, the same account for the same email (picked by a hash of
+    /// it): unknown emails cost what the accounts cost, in the same proportions, and repeating an
+    /// unknown email repeats its cost. Nil (the configured parameters) when there is no account.
+    private func decoyParameters(for email: String) throws -> Argon2Parameters? {
+        let digest = Digest.sha256.hash(Array(("gatehouse-decoy:" + email).utf8))
+        let seed = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return try self.store.samplePasswordHash(seed: seed).flatMap { PHCString($0)?.parameters }
+    }
+
+    /// The decoy hash for `parameters`, made once per parameter set (on the hash pool).
+    private func decoy(parameters: Argon2Parameters) throws -> String {
+        if let known = self.decoyHashes.withLock({ $0[parameters] }) { return known }
+        let made = try Argon2id.hash(password: SecureRandom.bytes(16), parameters: parameters)
+        return self.decoyHashes.withLock { hashes in
+            // At most a handful of parameter sets ever exist; the cap only bounds a misuse.
+            if hashes.count < 16 { hashes[parameters] = hashes[parameters] ?? made }
+            return hashes[parameters] ?? made
         }
     }
 
@@ -212,13 +293,15 @@ public final class Issuer: Sendable {
         let next = self.minter.nextRefreshID(after: claims.tokenID)
         let reuseInterval = Int64(self.config.refreshReuseInterval.seconds * 1000)
         return self.database(on: eventLoop) {
-            let now = Self.nowMilliseconds()
-            let seconds = now / 1000
-            let outcome = try self.store.rotateRefresh(
+            // The time is read once the session's row is locked: a refresh that waited behind a
+            // rotation of the same token must see that rotation as past, or with an interval of 0
+            // two issuers racing one token would both rotate it.
+            let (outcome, now) = try self.store.rotateRefresh(
                 sessionID: claims.sessionID, userID: claims.userID, presentedHash: TokenMinter.hash(ofTokenID: claims.tokenID),
-                nextHash: TokenMinter.hash(ofTokenID: next), now: now, expiresAt: (seconds + self.minter.refreshTTL) * 1000,
+                nextHash: TokenMinter.hash(ofTokenID: next), clock: Self.nowMilliseconds, refreshLifetime: self.minter.refreshTTL * 1000,
                 reuseInterval: reuseInterval, accessTokenLifetime: self.accessTokenLifetime
             )
+            let seconds = now / 1000
             switch outcome {
             case .rotated(let userID), .replayed(let userID):
                 guard let user = try self.store.user(id: userID) else { throw IssuerError.invalidGrant("the user no longer exists") }
@@ -278,12 +361,14 @@ public final class Issuer: Sendable {
         }
         let parameters = self.argon2
         let window = self.loginLimitWindow
+        let slot = TokenMinter.randomID()
         return self.database(on: eventLoop) { () throws -> (stored: String, emailKey: String) in
             guard let user = try self.store.user(id: claims.userID), let credentials = try self.store.credentials(email: user.email) else {
                 throw IssuerError.invalidToken("the user no longer exists")
             }
+            // The login limit's slot, as at login: parallel guesses cannot outrun the limit here either.
             let emailKey = Self.emailLimitKey(user.email)
-            try self.refuseIfBlocked([emailKey], now: Self.nowMilliseconds())
+            try self.takeSlot(slot, key: emailKey, now: Self.nowMilliseconds())
             return (credentials.passwordHash, emailKey)
         }.flatMap { stored, emailKey in
             self.hash { () throws -> String? in
@@ -294,17 +379,17 @@ public final class Issuer: Sendable {
             self.database(on: eventLoop) {
                 let now = Self.nowMilliseconds()
                 guard let hash else {
-                    try self.store.recordLoginFailure(keys: [emailKey], window: window, now: now)
+                    try self.store.finishLoginSlot(id: slot, key: emailKey, failed: true, window: window, now: now)
                     throw IssuerError.invalidCredentials
                 }
-                try self.store.resetLoginFailures(key: emailKey)
+                try self.store.finishLoginSlot(id: slot, key: emailKey, failed: false, window: window, now: now)
                 try self.store.setPasswordHash(userID: claims.userID, hash)
                 let ended = try self.store.revokeSessions(
                     userID: claims.userID, keeping: claims.sessionID, now: now, accessTokenLifetime: self.accessTokenLifetime
                 )
                 self.announce(ended, now: now)
             }
-        }
+        }.flatMapError { error in self.releasingSlot(slot, after: error, on: eventLoop) }
     }
 
     /// The revocation log after `cursor`, for `GET /auth/revocations`.
@@ -354,15 +439,23 @@ public final class Issuer: Sendable {
 
     /// The session, token id and user of a verified refresh token.
     private func verifyRefresh(_ token: String) -> Result<(sessionID: String, tokenID: String, userID: Int64), IssuerError> {
-        do {
-            let claims = try self.refreshVerifier.verify(token, now: Double(Self.nowMilliseconds()) / 1000).claims
+        let now = Double(Self.nowMilliseconds()) / 1000
+        var reasons: [RejectionReason] = []
+        for verifier in self.refreshVerifiers {
+            let claims: ClaimSet
+            do { claims = try verifier.verify(token, now: now).claims } catch {
+                reasons.append(error.reason)
+                continue
+            }
             guard let sessionID = claims.sessionID, let tokenID = claims.tokenID, let userID = claims.subject.flatMap({ Int64($0) }) else {
                 return .failure(.invalidGrant("the refresh token lacks sid, jti or sub"))
             }
             return .success((sessionID, tokenID, userID))
-        } catch {
-            return .failure(.invalidGrant("the refresh token is invalid: \(error.reason.rawValue)"))
         }
+        // The verifier the token was meant for says why; the others mostly refuse the key or alg.
+        let keyReasons: Set<RejectionReason> = [.badSignature, .algorithmNotAllowed, .unknownKeyID]
+        let reason = reasons.first { !keyReasons.contains($0) } ?? reasons.first ?? .malformed
+        return .failure(.invalidGrant("the refresh token is invalid: \(reason.rawValue)"))
     }
 
     func ping(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {

@@ -134,7 +134,10 @@ public struct IssuerEndpoints: LocalEndpoints {
                 case .string(let value)?: name = value
                 default: throw IssuerError.invalidRequest("name must be a string or null")
                 }
-                return self.issuer.register(email: email, password: password, name: name, on: eventLoop).map {
+                return self.issuer.register(
+                    email: email, password: password, name: name, peer: request.peerAddress,
+                    forwardedFor: request.head.headers["x-forwarded-for"], on: eventLoop
+                ).map {
                     self.tokenResponse($0, status: .created)
                 }
             case "/auth/login":

@@ -3,7 +3,9 @@ import GatehouseCrypto
 import GatehouseJOSE
 import GatehouseStore
 
-/// Signs the issuer's access and refresh tokens and derives refresh-token ids.
+/// Signs the issuer's access tokens (with the published signing key) and refresh tokens (HS256
+/// under the refresh secret, no `kid`, `aud` the issuer itself; see `RefreshSecrets`), and derives
+/// refresh-token ids.
 ///
 /// Rotation is deterministic: the next refresh token's `jti` is an HMAC of the current one under
 /// the rotation secret. Two concurrent refreshes with the same token therefore compute the same
@@ -11,6 +13,7 @@ import GatehouseStore
 /// caller gets a token for it, equally valid. The database keeps only SHA-256 hashes of `jti`s.
 struct TokenMinter: Sendable {
     let signer: Signer
+    private let refreshSigner: Signer
     let issuer: String
     let audience: String
     /// Seconds.
@@ -18,8 +21,11 @@ struct TokenMinter: Sendable {
     let refreshTTL: Int64
     private let rotation: PreparedMAC
 
-    init(signer: Signer, issuer: String, audience: String, accessTTL: Int64, refreshTTL: Int64, rotationSecret: [UInt8]) {
+    init(
+        signer: Signer, refreshSecret: [UInt8], issuer: String, audience: String, accessTTL: Int64, refreshTTL: Int64, rotationSecret: [UInt8]
+    ) throws(KeyError) {
         self.signer = signer
+        self.refreshSigner = try Signer(material: .secret(refreshSecret), algorithm: .hs256, keyID: "")
         self.issuer = issuer
         self.audience = audience
         self.accessTTL = accessTTL
@@ -64,12 +70,15 @@ struct TokenMinter: Sendable {
         access["roles"] = .array(user.roles.map(JSONValue.string))
         access["scope"] = .string(user.permissions.joined(separator: " "))
         let refresh = JSONObject([
-            "iss": .string(self.issuer), "sub": .string(subject), "aud": .string(self.audience),
+            "iss": .string(self.issuer), "sub": .string(subject), "aud": .string(self.issuer),
             "exp": .number(Double(now + self.refreshTTL)), "iat": .number(Double(now)), "jti": .string(refreshID),
             "sid": .string(sessionID),
         ])
         return Tokens(
-            access: try self.signer.sign(access, type: "at+jwt"), refresh: try self.signer.sign(refresh, type: "refresh+jwt"),
+            access: try self.signer.sign(access, type: "at+jwt"),
+            refresh: try self.refreshSigner.sign(
+                header: JSONObject(["alg": .string("HS256"), "typ": .string("refresh+jwt")]), payload: Array(refresh.serialized.utf8)
+            ),
             expiresIn: self.accessTTL
         )
     }

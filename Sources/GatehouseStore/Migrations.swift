@@ -67,6 +67,19 @@ enum Migrations {
             CREATE INDEX revocations_expiry ON revocations (expires_at);
             """
         },
+        // Login attempts in flight, per email: an attempt takes a slot before its password is
+        // checked, so parallel guesses cannot outrun the login limit (DESIGN.md, "Login limits").
+        // A slot stops counting at `expires_at` (ms), so a process that dies mid-login leaks none.
+        Migration(version: 3) { _ in
+            """
+            CREATE TABLE login_slots (
+                id TEXT PRIMARY KEY,
+                key TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            );
+            CREATE INDEX login_slots_key ON login_slots (key, expires_at);
+            """
+        },
     ]
 
     /// Applies what is pending, in one transaction. On PostgreSQL an advisory lock makes issuers

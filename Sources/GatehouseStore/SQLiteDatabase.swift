@@ -2,6 +2,9 @@
 private import CGatehouseSQLite
 import Dispatch
 import NIOConcurrencyHelpers
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The embedded store: one SQLite file in WAL mode behind one connection. Calls are serialised by
 /// a lock (each takes microseconds); other processes on the same file (`gatehouse users …` while
@@ -17,13 +20,40 @@ public final class SQLiteDatabase: SQLDatabase {
     private let checkpointer: Checkpointer
     public let path: String
 
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed) the database file at `path`. The file and its `-wal` and `-shm`
+    /// files are private (0600): a new database file is created so before SQLite opens it (SQLite
+    /// gives the `-wal` and `-shm` files it creates the database file's mode), and an existing
+    /// file, or a `-wal`/`-shm` left looser by an older version, is tightened.
     public init(path: String) throws(StoreError) {
         self.path = path
+        try Self.makePrivate(path)
         let connection = try SQLiteConnection(path: path)
         try connection.executeScript("PRAGMA wal_autocheckpoint=0")
         self.connection = NIOLockedValueBox(connection)
         self.checkpointer = Checkpointer(connection: try SQLiteConnection(path: path))
+        // WAL mode is on now, so the -wal and -shm files exist.
+        try Self.makePrivate(path)
+    }
+
+    /// Creates `path` empty with mode 0600 if it is missing (never following a link), and takes
+    /// group and other permissions away from it and its `-wal` and `-shm` files.
+    static func makePrivate(_ path: String) throws(StoreError) {
+        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
+        let created = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if created >= 0 {
+            Glibc.close(created)
+        } else if errno != EEXIST {
+            throw StoreError(.unavailable, "cannot create SQLite database \(path): \(String(cString: strerror(errno)))")
+        }
+        for file in [path, path + "-wal", path + "-shm"] {
+            var status = stat()
+            guard stat(file, &status) == 0 else { continue }
+            let mode = status.st_mode & 0o777
+            guard mode & 0o077 != 0 else { continue }
+            guard chmod(file, mode & 0o700) == 0 else {
+                throw StoreError(.unavailable, "cannot make \(file) private (chmod): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     public func withConnection<T>(_ body: (any SQLConnection) throws(StoreError) -> T) throws(StoreError) -> T {

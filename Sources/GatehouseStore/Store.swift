@@ -208,33 +208,60 @@ public final class Store: Sendable {
         sessionID: String, userID: Int64, presentedHash: String, nextHash: String, now: Int64, expiresAt: Int64, reuseInterval: Int64,
         accessTokenLifetime: Int64
     ) throws(StoreError) -> RefreshOutcome {
+        try self.rotateRefresh(
+            sessionID: sessionID, userID: userID, presentedHash: presentedHash, nextHash: nextHash, clock: { now },
+            refreshLifetime: expiresAt - now, reuseInterval: reuseInterval, accessTokenLifetime: accessTokenLifetime
+        ).outcome
+    }
+
+    /// `rotateRefresh` reading the time from `clock` (ms) once the session's row is locked, so that
+    /// a refresh that waited for the lock behind a rotation of the same token sees that rotation in
+    /// its past; returns that time too. The new expiry is `now + refreshLifetime`. A replay counts
+    /// only while strictly less than `reuseInterval` has passed since the rotation (never with 0).
+    public func rotateRefresh(
+        sessionID: String, userID: Int64, presentedHash: String, nextHash: String, clock: () -> Int64, refreshLifetime: Int64,
+        reuseInterval: Int64, accessTokenLifetime: Int64
+    ) throws(StoreError) -> (outcome: RefreshOutcome, now: Int64) {
         try self.database.withTransaction { connection throws(StoreError) in
             let rows = try connection.execute(
                 "SELECT user_id, expires_at, revoked_at, refresh_hash, previous_refresh_hash, rotated_at FROM sessions WHERE id = $1"
                     + self.database.dialect.forUpdate,
                 .text(sessionID)
             )
-            guard let row = rows.first, row.integer(0) == userID, let sessionExpiry = row.integer(1), sessionExpiry > now,
-                row.integer(2) == nil
-            else { return .invalid }
-            let current = row.text(3)
-            if current == presentedHash {
-                try connection.execute(
-                    """
-                    UPDATE sessions SET previous_refresh_hash = refresh_hash, refresh_hash = $1, rotated_at = $2, expires_at = $3
-                    WHERE id = $4
-                    """,
-                    .text(nextHash), .integer(now), .integer(expiresAt), .text(sessionID)
-                )
-                return .rotated(userID: userID)
-            }
-            if row.text(4) == presentedHash, current == nextHash, let rotatedAt = row.integer(5), now - rotatedAt <= reuseInterval {
-                return .replayed(userID: userID)
-            }
-            try connection.execute("UPDATE sessions SET revoked_at = $1 WHERE id = $2", .integer(now), .text(sessionID))
-            try self.recordRevocations([sessionID], now: now, accessTokenLifetime: accessTokenLifetime, on: connection)
-            return .reused
+            let now = clock()
+            return (try Self.rotate(
+                row: rows.first, sessionID: sessionID, userID: userID, presentedHash: presentedHash, nextHash: nextHash, now: now,
+                expiresAt: now + refreshLifetime, reuseInterval: reuseInterval, accessTokenLifetime: accessTokenLifetime, store: self,
+                connection: connection
+            ), now)
         }
+    }
+
+    private static func rotate(
+        row: SQLRow?, sessionID: String, userID: Int64, presentedHash: String, nextHash: String, now: Int64, expiresAt: Int64,
+        reuseInterval: Int64, accessTokenLifetime: Int64, store: Store, connection: any SQLConnection
+    ) throws(StoreError) -> RefreshOutcome {
+        guard let row, row.integer(0) == userID, let sessionExpiry = row.integer(1), sessionExpiry > now,
+            row.integer(2) == nil
+        else { return .invalid }
+        let current = row.text(3)
+        if current == presentedHash {
+            try connection.execute(
+                """
+                UPDATE sessions SET previous_refresh_hash = refresh_hash, refresh_hash = $1, rotated_at = $2, expires_at = $3
+                WHERE id = $4
+                """,
+                .text(nextHash), .integer(now), .integer(expiresAt), .text(sessionID)
+            )
+            return .rotated(userID: userID)
+        }
+        // Clocks of two issuers may disagree: a rotation "in the future" counts as just now.
+        if row.text(4) == presentedHash, current == nextHash, let rotatedAt = row.integer(5), max(0, now - rotatedAt) < reuseInterval {
+            return .replayed(userID: userID)
+        }
+        try connection.execute("UPDATE sessions SET revoked_at = $1 WHERE id = $2", .integer(now), .text(sessionID))
+        try store.recordRevocations([sessionID], now: now, accessTokenLifetime: accessTokenLifetime, on: connection)
+        return .reused
     }
 
     /// Revokes the session; true when it exists (revoked before or now). A session that ends now
@@ -354,6 +381,98 @@ public final class Store: Sendable {
     public func resetLoginFailures(key: String) throws(StoreError) {
         try self.database.withConnection { connection throws(StoreError) in
             _ = try connection.execute("DELETE FROM login_failures WHERE key = $1", .text(key))
+        }
+    }
+
+    // MARK: Login slots
+
+    /// Takes a slot for a login attempt on `key` (an email) before its password is checked:
+    /// nil when taken (as `id`, counting until `now + lifetime` at most); else how many
+    /// milliseconds to wait, because the failures within `window` plus the slots in flight already
+    /// reach `limit` — then no slot is taken. Counting and taking are one step for every issuer on
+    /// the database: PostgreSQL serialises them per key with a transaction-scoped advisory lock,
+    /// SQLite with `BEGIN IMMEDIATE`. Expired slots (their process died) are dropped here.
+    public func takeLoginSlot(key: String, id: String, limit: Int, window: Int64, lifetime: Int64, now: Int64) throws(StoreError) -> Int64? {
+        try self.database.withTransaction { connection throws(StoreError) in
+            try self.lockLoginKey(key, on: connection)
+            try connection.execute("DELETE FROM login_slots WHERE key = $1 AND expires_at <= $2", .text(key), .integer(now))
+            let inFlight = Int(try connection.execute("SELECT COUNT(*) FROM login_slots WHERE key = $1", .text(key)).first?.integer(0) ?? 0)
+            let failures = try connection.execute(
+                "SELECT at FROM login_failures WHERE key = $1 AND at > $2 ORDER BY at DESC LIMIT $3",
+                .text(key), .integer(now - window), .integer(Int64(limit))
+            ).compactMap { $0.integer(0) }
+            if failures.count >= limit, let oldest = failures.last {
+                return max(1, oldest + window - now)
+            }
+            // Blocked by attempts still in flight: they are decided within about a second.
+            if failures.count + inFlight >= limit { return 1000 }
+            try connection.execute(
+                "INSERT INTO login_slots (id, key, expires_at) VALUES ($1, $2, $3)", .text(id), .text(key), .integer(now + lifetime)
+            )
+            return nil
+        }
+    }
+
+    /// Ends the login slot `id` of `key`: a failure (`failed`) becomes one of `key` and of each of
+    /// `alsoFailing` (the client address); a success clears `key`'s failures.
+    public func finishLoginSlot(id: String, key: String, failed: Bool, alsoFailing: [String] = [], window: Int64, now: Int64) throws(StoreError) {
+        try self.database.withTransaction { connection throws(StoreError) in
+            try self.lockLoginKey(key, on: connection)
+            try connection.execute("DELETE FROM login_slots WHERE id = $1", .text(id))
+            if failed {
+                for failing in [key] + alsoFailing {
+                    try connection.execute("DELETE FROM login_failures WHERE key = $1 AND at <= $2", .text(failing), .integer(now - window))
+                    try connection.execute("INSERT INTO login_failures (key, at) VALUES ($1, $2)", .text(failing), .integer(now))
+                }
+            } else {
+                try connection.execute("DELETE FROM login_failures WHERE key = $1", .text(key))
+            }
+        }
+    }
+
+    /// Gives a slot back undecided (the attempt failed for another reason: a full hash queue, the
+    /// database gone). Nothing when it is no longer there.
+    public func releaseLoginSlot(id: String) throws(StoreError) {
+        try self.database.withConnection { connection throws(StoreError) in
+            _ = try connection.execute("DELETE FROM login_slots WHERE id = $1", .text(id))
+        }
+    }
+
+    /// The slots in flight for `key` at `now` (for tests and operators).
+    public func loginSlots(key: String, now: Int64) throws(StoreError) -> Int {
+        try self.database.withConnection { connection throws(StoreError) in
+            Int(try connection.execute(
+                "SELECT COUNT(*) FROM login_slots WHERE key = $1 AND expires_at > $2", .text(key), .integer(now)
+            ).first?.integer(0) ?? 0)
+        }
+    }
+
+    /// PostgreSQL: holds the advisory lock of `key` until the transaction ends (the two-int4 key
+    /// space, apart from the single-bigint locks of migrations and the revocation log).
+    private func lockLoginKey(_ key: String, on connection: any SQLConnection) throws(StoreError) {
+        guard self.database.dialect == .postgres else { return }
+        try connection.execute("SELECT pg_advisory_xact_lock(\(Self.loginSlotLockSpace), hashtext($1))", .text(key))
+    }
+
+    /// Any constant shared by every issuer ("logi").
+    static let loginSlotLockSpace: Int32 = 0x6C6F_6769
+
+    // MARK: Decoys
+
+    /// The password hash of an existing user picked by `seed` (the same seed, the same user while
+    /// the table does not change), or nil when there are no users: an unknown email is checked
+    /// against a decoy with that hash's Argon2 parameters, so that it costs what some real
+    /// account's check costs, whatever parameters the accounts were hashed with.
+    public func samplePasswordHash(seed: UInt64) throws(StoreError) -> String? {
+        try self.database.withConnection { connection throws(StoreError) in
+            guard let bounds = try connection.execute("SELECT MIN(id), MAX(id) FROM users").first,
+                let lowest = bounds.integer(0), let highest = bounds.integer(1), highest >= lowest
+            else { return nil }
+            let span = UInt64(highest - lowest) + 1
+            let start = lowest + Int64(seed % span)
+            return try connection.execute(
+                "SELECT password_hash FROM users WHERE id >= $1 ORDER BY id LIMIT 1", .integer(start)
+            ).first?.text(0)
         }
     }
 }

@@ -27,7 +27,7 @@ struct ConfigExampleTests {
         try enabled.write(to: copy, atomically: true, encoding: .utf8)
         let check = try CLI.run(
             ["config", "check", "--config", copy.path],
-            environment: ["GATEHOUSE_REFRESH_SECRET": "refresh-secret-0123456789abcdef0123456789", "GATEHOUSE_REVOCATION_SECRET": "feed-secret-0123456789"]
+            environment: ["GATEHOUSE_REFRESH_SECRET": "refresh-secret-0123456789abcdef0123456789", "GATEHOUSE_REVOCATION_SECRET": "feed-secret-0123456789abcdef0123456789"]
         )
         #expect(check.status == 0, "\(check.error)")
         #expect(check.output.contains("cookies: false"), "the issuer's keys were printed")

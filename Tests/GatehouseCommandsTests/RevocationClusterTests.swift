@@ -37,7 +37,7 @@ struct RevocationClusterTests {
                       signing: { key_file: \(kid).pem }
                       database: "\(self.database)"
                       refresh_secret: cluster-refresh-secret-0123456789abcdef
-                      revocation_secret: cluster-feed-secret-0123456789
+                      revocation_secret: cluster-feed-secret-0123456789abcdef
                       argon2: { memory_kib: 1024, iterations: 1, parallelism: 1 }
                     routes: []
                     """)
@@ -46,7 +46,7 @@ struct RevocationClusterTests {
             let feeds = [
                 "{ feed: postgres, database: \"\(self.database)\" }",
                 "{ feed: postgres, database: \"\(self.database)\" }",
-                "{ feed: poll, url: \"http://127.0.0.1:\(self.issuers[1])/auth/revocations\", secret: cluster-feed-secret-0123456789 }",
+                "{ feed: poll, url: \"http://127.0.0.1:\(self.issuers[1])/auth/revocations\", secret: cluster-feed-secret-0123456789abcdef }",
             ]
             for (index, port) in self.gateways.enumerated() {
                 try self.write("gateway\(index).conf", """

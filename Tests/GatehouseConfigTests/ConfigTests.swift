@@ -4,7 +4,9 @@ import GatehouseConfig
 import GatehouseJOSE
 import Testing
 
-private let environment = ["REFRESH_SECRET": String(repeating: "r", count: 40), "REVOCATION_SECRET": "s3cret", "HMAC": String(repeating: "k", count: 32)]
+private let environment = [
+    "REFRESH_SECRET": String(repeating: "r", count: 40), "REVOCATION_SECRET": "s3cret-feed-0123456789abcdef-0123", "HMAC": String(repeating: "k", count: 32),
+]
 
 private func parse(_ yaml: String, environment: [String: String] = environment) throws(ConfigError) -> GatewayConfig {
     try GatewayConfig.parse(yaml, file: "test.conf", baseDirectory: "/etc/gatehouse", environment: environment)
@@ -43,7 +45,8 @@ struct ConfigTests {
         #expect(issuer.signing.previousKeyFiles == [folder + "/keys/old.pem"])
         #expect(issuer.database == "sqlite:" + folder + "/data/gatehouse.db")
         #expect(issuer.refreshTokenTTL == .seconds(7 * 86400) && issuer.accessTokenTTL == .seconds(1800))
-        #expect(issuer.refreshSecret == environment["REFRESH_SECRET"] && issuer.revocationSecret == "s3cret")
+        #expect(issuer.refreshSecret == environment["REFRESH_SECRET"] && issuer.revocationSecret == environment["REVOCATION_SECRET"])
+        #expect(issuer.previousRefreshSecrets == ["old-refresh-secret-0123456789abcdef"])
         #expect(issuer.argon2 == .init(memoryKiB: 19456, iterations: 2, parallelism: 1) && issuer.passwordMinLength == 10)
         #expect(issuer.cookies && issuer.allowedOrigins == ["https://app.example.com"])
         let provider = try #require(config.verify.providers.first)
@@ -55,7 +58,7 @@ struct ConfigTests {
             Issue.record("revocation feed not read")
             return
         }
-        #expect(secret == "s3cret" && interval == .milliseconds(500))
+        #expect(secret == environment["REVOCATION_SECRET"] && interval == .milliseconds(500))
         #expect(config.routes.count == 2)
         #expect(config.routes[0].anyRole == ["admin", "editor"] && config.routes[0].allScopes == ["orders:read"])
         let route = config.routes[1]
@@ -166,6 +169,19 @@ struct ConfigTests {
         #expect(failure(head + "  keys: elsewhere\n")?.key == "verify.keys")
         #expect(failure("verify:\n  issuer: https://idp\n  algorithms: [ES256]\n  keys: { secret: \"${HMAC}\", kid: a }\n")?.key == "verify.keys.secret")
         #expect(failure(head)?.key == "verify.keys")
+    }
+
+    @Test("refresh_secret, each of previous_refresh_secrets and revocation_secret need 32 bytes: an error with key and line")
+    func secretLengths() throws {
+        let thirtyTwo = String(repeating: "s", count: 32)
+        for (key, value) in [("revocation_secret", "short-feed-secret"), ("refresh_secret", "short"), ("previous_refresh_secrets", "[\(thirtyTwo), short]")] {
+            let error = failure(minimalIssuer + "  \(key): \(value)\n")
+            #expect(error?.key == "issuer.\(key)" && error?.line == 4, "\(key): \(String(describing: error))")
+            #expect(error?.message.contains("32 bytes") == true, "\(key)")
+        }
+        let config = try parse(minimalIssuer + "  revocation_secret: \(thirtyTwo)\n  previous_refresh_secrets: [\(thirtyTwo)]\n")
+        #expect(config.issuer?.revocationSecret == thirtyTwo && config.issuer?.previousRefreshSecrets == [thirtyTwo])
+        #expect(try parse(minimalIssuer).issuer?.previousRefreshSecrets == [])
     }
 
     @Test("issuer: {enabled: false} needs nothing else; enabled needs issuer and a signing key")

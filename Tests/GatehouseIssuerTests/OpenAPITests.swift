@@ -21,7 +21,7 @@ struct OpenAPITests {
         let spec = try OpenAPISpec(Self.specFile)
         var options = Harness.Options()
         options.issuer = """
-            revocation_secret: feed-secret-0123456789
+            revocation_secret: feed-secret-0123456789abcdef0123456789
             cookies: true
             allowed_origins: [https://app.example.com]
             login_limit: { failures: 3, window: 1m }
@@ -85,8 +85,8 @@ struct OpenAPITests {
                 ("post /auth/logout 403", { try send("POST", "/auth/logout", [("Cookie", "refresh_token=\(ann.refresh)")]) }),
                 ("post /auth/logout 415", { try send("POST", "/auth/logout", [("Content-Type", "text/plain")], body: "x") }),
                 ("post /auth/logout 204", { try post("/auth/logout", #"{"refresh_token":"\#(ann.refresh)"}"#) }),
-                ("get /auth/revocations 200", { try send("GET", "/auth/revocations?since=0", bearer("feed-secret-0123456789")) }),
-                ("get /auth/revocations 400", { try send("GET", "/auth/revocations?since=x", bearer("feed-secret-0123456789")) }),
+                ("get /auth/revocations 200", { try send("GET", "/auth/revocations?since=0", bearer("feed-secret-0123456789abcdef0123456789")) }),
+                ("get /auth/revocations 400", { try send("GET", "/auth/revocations?since=x", bearer("feed-secret-0123456789abcdef0123456789")) }),
                 ("get /auth/revocations 401", { try send("GET", "/auth/revocations", bearer("wrong")) }),
                 ("get /auth/revocations 405", { try send("POST", "/auth/revocations", json, body: "{}") }),
                 ("post /auth/login 401", { try post("/auth/login", #"{"email":"ann@example.com","password":"wrong password"}"#) }),
@@ -100,6 +100,8 @@ struct OpenAPITests {
                     for _ in 0..<3 { _ = try post("/auth/login", #"{"email":"ann@example.com","password":"wrong password"}"#) }
                     return try post("/auth/login", #"{"email":"ann@example.com","password":"wrong password"}"#)
                 }),
+                // The failures above were all this client address's: it may not register either.
+                ("post /auth/register 429", { try post("/auth/register", #"{"email":"dan@example.com","password":"\#(password)"}"#) }),
             ]
             for (operation, request) in recipes {
                 let parts = operation.split(separator: " ").map(String.init)

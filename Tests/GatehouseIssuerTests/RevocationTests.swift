@@ -14,7 +14,7 @@ import Testing
 struct RevocationTests {
     static var withFeedSecret: Harness.Options {
         var options = Harness.Options()
-        options.issuer = "revocation_secret: feed-secret-0123456789"
+        options.issuer = "revocation_secret: feed-secret-0123456789abcdef0123456789"
         return options
     }
 
@@ -102,13 +102,13 @@ struct RevocationTests {
             let bob = try harness.register("bob@example.com")
             #expect(try harness.get("/auth/revocations?since=0").status == 401)
             #expect(try harness.get("/auth/revocations?since=0", bearer: "feed-secret-wrong-000000").status == 401)
-            #expect(try harness.get("/auth/revocations?since=x", bearer: "feed-secret-0123456789").status == 400)
-            let empty = try harness.get("/auth/revocations?since=0", bearer: "feed-secret-0123456789")
+            #expect(try harness.get("/auth/revocations?since=x", bearer: "feed-secret-0123456789abcdef0123456789").status == 400)
+            let empty = try harness.get("/auth/revocations?since=0", bearer: "feed-secret-0123456789abcdef0123456789")
             #expect(empty.status == 200 && (empty.json?["revocations"] as? [Any])?.isEmpty == true)
 
             #expect(try harness.post("/auth/logout", ["refresh_token": ann.refresh]).status == 204)
             let elapsed = Date().timeIntervalSince(registered)
-            let first = try harness.get("/auth/revocations?since=0", bearer: "feed-secret-0123456789").json ?? [:]
+            let first = try harness.get("/auth/revocations?since=0", bearer: "feed-secret-0123456789abcdef0123456789").json ?? [:]
             let entries = first["revocations"] as? [[String: Any]] ?? []
             #expect(entries.map { $0["sid"] as? String } == [decode(ann.access).claims["sid"] as? String])
             // The entry lives as long as the session's longest-lived access token could: from the
@@ -121,7 +121,7 @@ struct RevocationTests {
             let cursor = Int(first["cursor"] as? Double ?? -1)
 
             #expect(try harness.post("/auth/logout", ["refresh_token": bob.refresh]).status == 204)
-            let next = try harness.get("/auth/revocations?since=\(cursor)", bearer: "feed-secret-0123456789").json ?? [:]
+            let next = try harness.get("/auth/revocations?since=\(cursor)", bearer: "feed-secret-0123456789abcdef0123456789").json ?? [:]
             #expect((next["revocations"] as? [[String: Any]])?.map { $0["sid"] as? String } == [decode(bob.access).claims["sid"] as? String])
         }
         try await Harness.with(.sqlite) { harness in
@@ -144,7 +144,7 @@ struct RevocationTests {
                   audience: api
                   algorithms: [ES256]
                   keys: { jwks_url: "http://127.0.0.1:\(harness.port)/.well-known/jwks.json" }
-                  revocation: { feed: poll, url: "http://127.0.0.1:\(harness.port)/auth/revocations", secret: feed-secret-0123456789, interval: 100ms }
+                  revocation: { feed: poll, url: "http://127.0.0.1:\(harness.port)/auth/revocations", secret: feed-secret-0123456789abcdef0123456789, interval: 100ms }
                 routes:
                   - { prefix: /echo/, upstream: "http://127.0.0.1:\(echoPort)" }
                 """
