@@ -274,10 +274,10 @@ final class GatewayHandler: ChannelInboundHandler {
     /// The request body sent nothing for `idle_timeout`: 408 when no answer has begun, else the
     /// connection just closes.
     private func bodyStalled(context: ChannelHandlerContext) {
-        switch self.phase {
-        case .connecting, .readingLocal, .forwarding where !self.responseStarted:
+        let answerable = self.phase == .connecting || self.phase == .readingLocal || (self.phase == .forwarding && !self.responseStarted)
+        if answerable {
             self.abandonRequest(answering: .requestTimeout, context: context)
-        case .idle, .answered, .awaitingLocal, .forwarding, .closing:
+        } else {
             context.close(promise: nil)
         }
     }
