@@ -33,7 +33,9 @@ final class JWKSRefresher: @unchecked Sendable {
     /// Symmetric keys the endpoint published and that were refused (each fetch counts its own).
     private(set) var refusedSymmetricKeys = 0
     private var warnedOfSymmetricKeys = false
-    private let logger = Logger(label: "gatehouse.jwks")
+    /// Static: as a stored property, its initialiser inlined into `GatewayServer.start` crashed the
+    /// release compiler (Swift 6.3.1, coroutine splitting).
+    private static let logger = Logger(label: "gatehouse.jwks")
 
     static let defaultMaxAge = 300
     static let longestMaxAge = 86_400
@@ -96,7 +98,7 @@ final class JWKSRefresher: @unchecked Sendable {
             // max-age is the endpoint's number: kept between a second and a day.
             self.schedule(in: .seconds(Int64(min(max(1, maxAge), Self.longestMaxAge))))
         }.flatMapErrorThrowing { error in
-            self.logger.warning("JWKS fetch failed; the last good keys keep serving", metadata: ["url": "\(self.url)", "error": "\(error)"])
+            Self.logger.warning("JWKS fetch failed; the last good keys keep serving", metadata: ["url": "\(self.url)", "error": "\(error)"])
             // The last good keys keep serving; try again soon, backing off.
             self.failures += 1
             self.refreshes.error += 1
@@ -112,7 +114,7 @@ final class JWKSRefresher: @unchecked Sendable {
         self.refusedSymmetricKeys += count
         if !self.warnedOfSymmetricKeys {
             self.warnedOfSymmetricKeys = true
-            self.logger.warning("symmetric (oct) keys in a remote JWKS are refused", metadata: ["url": "\(self.url)", "keys": "\(count)"])
+            Self.logger.warning("symmetric (oct) keys in a remote JWKS are refused", metadata: ["url": "\(self.url)", "keys": "\(count)"])
         }
     }
 

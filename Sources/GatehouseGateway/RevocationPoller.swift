@@ -23,7 +23,7 @@ public final class RevocationPoller: @unchecked Sendable {
     private var cursor: Int64 = 0
     private var next: Scheduled<Void>?
     private var stopped = false
-    private let logger = Logger(label: "gatehouse.revocation")
+    private static let logger = Logger(label: "gatehouse.revocation")
     /// Failures in a row: the first is logged, the rest only counted until the feed recovers.
     private var failures = 0
 
@@ -67,14 +67,14 @@ public final class RevocationPoller: @unchecked Sendable {
             do { page = try Self.page(result.get().text, after: self.cursor, now: currentTime()) } catch {
                 self.board.countFeedError()
                 if self.failures == 0 {
-                    self.logger.warning("revocation feed failed; the last good list keeps serving", metadata: ["url": "\(self.url)", "error": "\(error)"])
+                    Self.logger.warning("revocation feed failed; the last good list keeps serving", metadata: ["url": "\(self.url)", "error": "\(error)"])
                 }
                 self.failures += 1
                 self.schedule(in: self.interval)
                 return
             }
             if self.failures > 0 {
-                self.logger.info("revocation feed recovered", metadata: ["url": "\(self.url)", "failures": "\(self.failures)"])
+                Self.logger.info("revocation feed recovered", metadata: ["url": "\(self.url)", "failures": "\(self.failures)"])
                 self.failures = 0
             }
             self.board.publish(page.entries)
