@@ -22,7 +22,8 @@ public struct RequestAuthorizer: Sendable {
     public static let verifyPath = "/auth/verify"
 
     public let routes: RouteTable
-    public let providers: ProviderSet
+    /// The providers' verification, cached, with the revocation check.
+    public let access: AccessCheck
     /// The access-token cookie read when there is no `Authorization` header.
     public let cookie: String?
     /// The issuer's endpoints, when it runs in this process.
@@ -34,7 +35,7 @@ public struct RequestAuthorizer: Sendable {
         routes: RouteTable, providers: ProviderSet, cookie: String?, local: (any LocalEndpoints)? = nil, csrf: CSRFCheck = CSRFCheck(allowedOrigins: [])
     ) {
         self.routes = routes
-        self.providers = providers
+        self.access = AccessCheck(providers: providers)
         self.cookie = cookie
         self.local = local
         self.csrf = csrf
@@ -90,7 +91,7 @@ public struct RequestAuthorizer: Sendable {
             }
             // A token that is present but bad is refused on optional routes too.
             let identity: Identity
-            switch self.identity(of: token, now: now, cache: cache, revoked: revoked) {
+            switch self.access.identity(of: token, now: now, cache: cache, revoked: revoked) {
             case .success(let verified): identity = verified
             case .failure(let error): return .respond(.invalidToken(error.reason), route: route.prefix)
             }
@@ -120,37 +121,6 @@ public struct RequestAuthorizer: Sendable {
         return nil
     }
 
-    /// The identity of a bearer token, from the cache or verified (and then cached); refused when
-    /// its session was revoked.
-    private func identity(of token: String, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Result<Identity, JOSEError> {
-        let result = self.verifiedIdentity(of: token, now: now, cache: cache)
-        if let revoked, case .success(let identity) = result, let sessionID = identity.sessionID, revoked.contains(sessionID) {
-            return .failure(JOSEError(.revoked))
-        }
-        return result
-    }
-
-    private func verifiedIdentity(of token: String, now: Double, cache: TokenCache?) -> Result<Identity, JOSEError> {
-        let key = cache?.key(for: token)
-        switch key.map({ cache!.lookup($0, now: now) }) ?? .miss {
-        case .hit(let cached):
-            return .success(cached)
-        case .expired:
-            return .failure(JOSEError(.expired))
-        case .miss:
-            do {
-                let (verified, leeway) = try self.providers.verifyReturningLeeway(token, now: now)
-                let identity = try Identity(claims: verified.claims)
-                if let cache, let key, let expiresAt = verified.claims.expiresAt {
-                    cache.insert(key, .init(identity: identity, deadline: expiresAt + leeway))
-                }
-                return .success(identity)
-            } catch {
-                return .failure(error)
-            }
-        }
-    }
-
     /// `/auth/verify`, any method: 200 with the identity headers for a valid bearer token,
     /// `?any_role=a,b` and `?all_scopes=x,y` applied; 401/403 as on a route. A token from the
     /// access cookie must pass the CSRF check for the method the proxy asks about.
@@ -172,7 +142,7 @@ public struct RequestAuthorizer: Sendable {
             if case .cookie = credentials, !self.csrf.admitsForwarded(head) {
                 return .respond(CSRFCheck.refusal, route: Self.verifyPath)
             }
-            switch self.identity(of: token, now: now, cache: cache, revoked: revoked) {
+            switch self.access.identity(of: token, now: now, cache: cache, revoked: revoked) {
             case .failure(let error): return .respond(.invalidToken(error.reason), route: Self.verifyPath)
             case .success(let identity):
                 guard identity.satisfies(anyRole: anyRole, allScopes: allScopes) else {

@@ -21,7 +21,10 @@ public final class Issuer: Sendable {
     public let config: IssuerConfig
     public let store: Store
     let minter: TokenMinter
-    let accessVerifier: Verifier
+    /// The issuer's own access tokens, checked as the gateway checks tokens: cached by digest, and
+    /// refused when the session is revoked.
+    let accessCheck: AccessCheck
+    let accessCache: SharedTokenCache
     /// HS256 refresh tokens, one verifier per accepted secret (`RefreshSecrets`), then the refresh
     /// tokens of before that change (signed with a published key, `aud` the API audience), still
     /// taken at `/auth/refresh` and `/auth/logout` until they rotate or expire.
@@ -70,10 +73,12 @@ public final class Issuer: Sendable {
         let signer = try Signer(material: .asymmetric(signingKey), algorithm: config.signing.algorithm, keyID: signingKeyID)
         let algorithms: Set<Algorithm> = [config.signing.algorithm]
         let keySet = try KeySet(keys, allowed: algorithms)
-        self.accessVerifier = Verifier(
+        let accessVerifier = Verifier(
             policy: VerificationPolicy(algorithms: algorithms, issuer: config.issuer, audience: config.audience, type: .required("at+jwt")),
             keys: keySet
         )
+        self.accessCheck = AccessCheck(providers: ProviderSet([accessVerifier]))
+        self.accessCache = SharedTokenCache(capacity: 10_000)
         let legacyRefreshVerifier = Verifier(
             policy: VerificationPolicy(algorithms: algorithms, issuer: config.issuer, audience: config.audience, type: .required("refresh+jwt")),
             keys: keySet
@@ -420,22 +425,20 @@ public final class Issuer: Sendable {
         }
     }
 
-    /// The user and session of a verified access token; a revoked session's token is refused here
-    /// as at the gateway.
+    /// The user and session of an access token (`AccessCheck`: cached, refused when revoked).
     private func verifyAccess(_ token: String) -> Result<(userID: Int64, sessionID: String?), IssuerError> {
-        do {
-            let claims = try self.accessVerifier.verify(token, now: Double(Self.nowMilliseconds()) / 1000).claims
-            guard let id = claims.value("user_id")?.numberValue.flatMap({ Int64(exactly: $0) }) else {
-                return .failure(.invalidToken(RejectionReason.missingClaim.rawValue))
-            }
-            if let sessionID = claims.sessionID, self.revocations?.contains(sessionID) == true {
-                return .failure(.invalidToken(RejectionReason.revoked.rawValue))
-            }
-            return .success((id, claims.sessionID))
-        } catch {
+        switch self.accessCheck.identity(of: token, now: Double(Self.nowMilliseconds()) / 1000, cache: self.accessCache, revocations: self.revocations) {
+        case .failure(let error):
             return .failure(.invalidToken(error.reason.rawValue))
+        case .success(let identity):
+            // The issuer's tokens carry a numeric `user_id`, which `Identity` holds as its text.
+            guard let id = Int64(identity.userID) else { return .failure(.invalidToken(RejectionReason.missingClaim.rawValue)) }
+            return .success((id, identity.sessionID))
         }
     }
+
+    /// Hits and misses of the access-token cache.
+    public var accessCacheCounts: (hits: Int, misses: Int) { self.accessCache.counts }
 
     /// The session, token id and user of a verified refresh token.
     private func verifyRefresh(_ token: String) -> Result<(sessionID: String, tokenID: String, userID: Int64), IssuerError> {

@@ -2,6 +2,7 @@
 import Foundation
 import GatehouseConfig
 import GatehouseGateway
+import GatehouseIssuer
 import GatehouseStore
 import GatehouseTestSupport
 import NIOCore
@@ -34,6 +35,20 @@ struct RevocationTests {
             #expect(try harness.get("/auth/verify", bearer: ann.access).status == 401)
             #expect(try harness.get("/users/me", bearer: ann.access).status == 401)
             #expect(try harness.get("/echo/a", bearer: other.access).status == 200)
+        }
+    }
+
+    @Test("/users/me: a token seen before costs no verification; logout refuses it at once, cached or not", arguments: Backend.allCases)
+    func meCachedThenRevoked(_ backend: Backend) async throws {
+        try await Harness.with(backend) { harness in
+            let tokens = try harness.register("cached@example.com")
+            #expect(try harness.get("/users/me", bearer: tokens.access).status == 200)
+            let before = harness.issuer.accessCacheCounts
+            #expect(try harness.get("/users/me", bearer: tokens.access).status == 200)
+            #expect(harness.issuer.accessCacheCounts.hits == before.hits + 1, "the second /users/me was verified again")
+            #expect(try harness.post("/auth/logout", ["refresh_token": tokens.refresh]).status == 204)
+            let refused = try harness.get("/users/me", bearer: tokens.access)
+            #expect(refused.status == 401 && refused.json?["error_description"] as? String == "revoked")
         }
     }
 
