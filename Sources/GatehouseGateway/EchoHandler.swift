@@ -52,7 +52,7 @@ public final class EchoHandler: ChannelInboundHandler, RemovableChannelHandler {
             "query": .string(question.map { String(uri[uri.index(after: $0)...]) } ?? ""),
             "headers": .object(headers),
             "body_bytes": .number(Double(self.bodyBytes)),
-            "body_sha256": .string(digest.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()),
+            "body_sha256": .string(Hex.encode(digest)),
         ])
         let body = context.channel.allocator.buffer(string: report.serialized + "\n")
         var responseHeaders = HTTPHeaders()

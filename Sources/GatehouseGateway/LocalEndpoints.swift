@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+public import GatehouseJOSE
 public import NIOCore
 public import NIOHTTP1
 
@@ -51,9 +52,18 @@ public struct LocalResponse: Sendable {
 
     /// A JSON response, never cached.
     public init(status: HTTPResponseStatus, json: String, headers: HTTPHeaders = [:]) {
+        self.init(status: status, jsonBytes: Array(json.utf8), headers: headers)
+    }
+
+    /// A JSON response of `object`, never cached.
+    public init(status: HTTPResponseStatus, object: JSONObject, headers: HTTPHeaders = [:]) {
+        self.init(status: status, jsonBytes: object.serializedBytes, headers: headers)
+    }
+
+    private init(status: HTTPResponseStatus, jsonBytes: [UInt8], headers: HTTPHeaders) {
         var headers = headers
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Cache-Control", value: "no-store")
-        self.init(status: status, headers: headers, body: Array(json.utf8))
+        self.init(status: status, headers: headers, body: jsonBytes)
     }
 }

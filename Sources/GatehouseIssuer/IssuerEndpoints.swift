@@ -89,7 +89,7 @@ public struct IssuerEndpoints: LocalEndpoints {
             answer = self.issuer.currentUser(accessToken: token, on: eventLoop).map { user in
                 var json = Self.userJSON(user)
                 json["created_at"] = .string(RFC3339.format(milliseconds: user.createdAt))
-                return LocalResponse(status: .ok, json: json.serialized)
+                return LocalResponse(status: .ok, object: json)
             }
         case "/auth/revocations":
             guard method == .GET else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("GET")) }
@@ -194,7 +194,7 @@ public struct IssuerEndpoints: LocalEndpoints {
             let json = JSONObject([
                 "cursor": .number(Double(rows.last?.seq ?? since)), "revocations": .array(list), "more": .bool(rows.count == limit),
             ])
-            return LocalResponse(status: .ok, json: json.serialized)
+            return LocalResponse(status: .ok, object: json)
         }
     }
 
@@ -263,7 +263,7 @@ public struct IssuerEndpoints: LocalEndpoints {
 
     /// The request body as a JSON object: 415 unless `Content-Type` is JSON, 400 unless it parses.
     private static func jsonBody(_ request: LocalRequest) -> Result<JSONObject, IssuerError> {
-        let type = request.head.headers["content-type"].first?.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() }
+        let type = request.head.headers["content-type"].first?.split(separator: ";").first.map { $0.trimmingSpaces.lowercased() }
         guard type == "application/json" else { return .failure(.unsupportedMediaType) }
         let parsed = request.body.readableBytesView.withContiguousStorageIfAvailable { bytes in
             Result { () throws(JSONError) -> JSONValue in try JSONReader.parse(UnsafeRawBufferPointer(bytes)) }
@@ -302,7 +302,7 @@ public struct IssuerEndpoints: LocalEndpoints {
             "token_type": .string("Bearer"), "expires_in": .number(Double(issued.tokens.expiresIn)),
             "user": .object(Self.userJSON(issued.user)),
         ])
-        return LocalResponse(status: status, json: json.serialized)
+        return LocalResponse(status: status, object: json)
     }
 
     /// An error's response; `invalid_token` carries its RFC 6750 challenge.
@@ -331,7 +331,7 @@ public struct IssuerEndpoints: LocalEndpoints {
         guard values.count == 1 else { return nil }
         let parts = values[0].split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingSpaces()
+        let token = String(parts[1].trimmingSpaces)
         return token.isEmpty ? nil : token
     }
 }

@@ -45,10 +45,7 @@ struct TokenMinter: Sendable {
 
     /// What the sessions table stores instead of a refresh token.
     static func hash(ofTokenID id: String) -> String {
-        Digest.sha256.hash(Array(id.utf8)).map { byte in
-            let hex = Array("0123456789abcdef".utf8)
-            return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]], as: UTF8.self)
-        }.joined()
+        Hex.encode(Digest.sha256.hash(Array(id.utf8)))
     }
 
     struct Tokens: Sendable {
@@ -77,7 +74,7 @@ struct TokenMinter: Sendable {
         return Tokens(
             access: try self.signer.sign(access, type: "at+jwt"),
             refresh: try self.refreshSigner.sign(
-                header: JSONObject(["alg": .string("HS256"), "typ": .string("refresh+jwt")]), payload: Array(refresh.serialized.utf8)
+                header: JSONObject(["alg": .string("HS256"), "typ": .string("refresh+jwt")]), payload: refresh.serializedBytes
             ),
             expiresIn: self.accessTTL
         )

@@ -36,12 +36,12 @@ public struct Signer: Sendable {
     public func sign(_ claims: JSONObject, type: String?) throws(KeyError) -> String {
         var header = JSONObject(["alg": .string(self.algorithm.rawValue), "kid": .string(self.keyID)])
         if let type { header["typ"] = .string(type) }
-        return try self.sign(header: header, payload: Array(claims.serialized.utf8))
+        return try self.sign(header: header, payload: claims.serializedBytes)
     }
 
     /// A compact JWS of arbitrary payload bytes under `header` (which must carry this signer's `alg`).
     public func sign(header: JSONObject, payload: [UInt8]) throws(KeyError) -> String {
-        let signingInput = Base64URL.encode(Array(header.serialized.utf8)) + "." + Base64URL.encode(payload)
+        let signingInput = Base64URL.encode(header.serializedBytes) + "." + Base64URL.encode(payload)
         let signature: [UInt8]
         switch (self.algorithm.family, self.material) {
         case (.hmac, _):

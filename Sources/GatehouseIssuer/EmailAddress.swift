@@ -1,13 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#if canImport(Glibc)
-import Glibc
-#endif
-
-extension Substring {
-    func trimmingSpaces() -> String {
-        String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
-}
+import GatehouseGateway
 
 /// A configuration or start-up problem of the issuer, in one sentence.
 public struct IssuerSetupError: Error, CustomStringConvertible {
@@ -20,7 +12,7 @@ public enum EmailAddress {
     /// The normalised address, or nil when it is not a plausible address: one `@`, a local part of
     /// 1–64 printable characters, a dotted domain of letters, digits and hyphens, 254 bytes at most.
     public static func normalize(_ raw: String) -> String? {
-        let email = Substring(raw).trimmingSpaces().lowercased()
+        let email = Substring(raw).trimmingSpaces.lowercased()
         guard email.utf8.count <= 254 else { return nil }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, (1...64).contains(parts[0].utf8.count),
