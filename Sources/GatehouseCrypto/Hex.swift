@@ -2,11 +2,12 @@
 
 /// Lower-case hexadecimal text of bytes (digests in the database, `body_sha256`).
 public enum Hex {
-    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+    public static func encode(_ bytes: [UInt8]) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { output in
             let digits: StaticString = "0123456789abcdef"
             digits.withUTF8Buffer { digits in
-                for (index, byte) in bytes.enumerated() {
+                for index in 0..<bytes.count {
+                    let byte = bytes[index]
                     output[2 * index] = digits[Int(byte >> 4)]
                     output[2 * index + 1] = digits[Int(byte & 0x0F)]
                 }
