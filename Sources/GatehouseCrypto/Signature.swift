@@ -47,17 +47,23 @@ extension EVPKey {
         var keyContext: OpaquePointer? = nil
         try check(EVP_DigestSignInit(context, &keyContext, scheme.digest?.md, nil, self.pointer), "EVP_DigestSignInit")
         if case .rsaPSS = scheme { try configurePSS(keyContext) }
-        let signature = message.withUnsafeBytes { input -> [UInt8]? in
-            var length = 0
-            guard EVP_DigestSign(context, nil, &length, input.baseAddress, input.count) == 1 else { return nil }
-            var output = [UInt8](repeating: 0, count: length)
-            guard EVP_DigestSign(context, &output, &length, input.baseAddress, input.count) == 1 else { return nil }
-            return Array(output[0..<length])
-        }
-        guard let signature else { throw OpenSSLError.drain("EVP_DigestSign") }
-        if case .ec(let curve) = self.kind { return try ECDSASignature.rawFromDER(signature, curve: curve) }
-        return signature
+        return try digestSign(context, key: self, message)
     }
+}
+
+/// One signature with a context initialised for `key`, raw r‖s for ECDSA (as JWS wants it).
+private func digestSign(_ context: OpaquePointer, key: EVPKey, _ message: some RawBytes) throws(OpenSSLError) -> [UInt8] {
+    let capacity = Int(EVP_PKEY_get_size(key.pointer))
+    let signature = message.withUnsafeBytes { input -> [UInt8]? in
+        var output = [UInt8](repeating: 0, count: capacity)
+        var length = capacity
+        guard EVP_DigestSign(context, &output, &length, input.baseAddress, input.count) == 1 else { return nil }
+        output.removeLast(capacity - length)
+        return output
+    }
+    guard let signature else { throw OpenSSLError.drain("EVP_DigestSign") }
+    if case .ec(let curve) = key.kind { return try ECDSASignature.rawFromDER(signature, curve: curve) }
+    return signature
 }
 
 private func configurePSS(_ keyContext: OpaquePointer?) throws(OpenSSLError) {
@@ -137,5 +143,54 @@ public final class PreparedVerifier: Sendable {
     }
 }
 
-/// Source of `PreparedVerifier` / `PreparedMAC` identifiers; never reused within a process.
+/// A private key made ready to sign with one scheme: as for verification, each thread initialises
+/// a context once and copies it per signature. `EVP_DigestSignInit` fetches the algorithm and the
+/// digest from the provider every time, which cost as much as the ES256 signature itself.
+public final class PreparedSigner: Sendable {
+    public let key: EVPKey
+    public let scheme: SignatureScheme
+    private let identifier: UInt64
+
+    /// Fails when the key is public only or does not fit the scheme.
+    public init(key: EVPKey, scheme: SignatureScheme) throws(OpenSSLError) {
+        guard key.isPrivate, scheme.fits(key) else {
+            throw OpenSSLError(operation: "signing needs a private key of the scheme's kind", details: [])
+        }
+        self.key = key
+        self.scheme = scheme
+        self.identifier = nextContextIdentifier.add(1, ordering: .relaxed).newValue
+    }
+
+    /// The signature of `message` (raw r‖s for ECDSA, as JWS wants it).
+    public func sign(_ message: some RawBytes) throws(OpenSSLError) -> [UInt8] {
+        let contexts = ThreadLocalContexts.current
+        guard let template = contexts.template(self.identifier, make: self.makeTemplate) else {
+            throw OpenSSLError.drain("EVP_DigestSignInit")
+        }
+        let scratch = contexts.scratch
+        try check(EVP_MD_CTX_copy_ex(scratch, template), "EVP_MD_CTX_copy_ex")
+        return try digestSign(scratch, key: self.key, message)
+    }
+
+    /// A context initialised for this key and scheme, never used for a signature itself.
+    private func makeTemplate() -> OpaquePointer? {
+        guard let context = EVP_MD_CTX_new() else { return nil }
+        var keyContext: OpaquePointer? = nil
+        guard EVP_DigestSignInit(context, &keyContext, self.scheme.digest?.md, nil, self.key.pointer) == 1 else {
+            EVP_MD_CTX_free(context)
+            return nil
+        }
+        if case .rsaPSS = self.scheme {
+            do {
+                try configurePSS(keyContext)
+            } catch {
+                EVP_MD_CTX_free(context)
+                return nil
+            }
+        }
+        return context
+    }
+}
+
+/// Source of `PreparedVerifier` / `PreparedSigner` / `PreparedMAC` identifiers; never reused within a process.
 let nextContextIdentifier = Atomic<UInt64>(0)

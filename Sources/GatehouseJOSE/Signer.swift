@@ -5,8 +5,8 @@ import GatehouseCrypto
 public struct Signer: Sendable {
     public let algorithm: Algorithm
     public let keyID: String
-    private let material: KeyMaterial
     private let mac: PreparedMAC?
+    private let signer: PreparedSigner?
 
     /// Fails when the key does not fit the algorithm, is public only, or is too weak
     /// (RSA under 2048 bits, an HMAC secret shorter than its digest).
@@ -17,6 +17,7 @@ public struct Signer: Sendable {
                 throw KeyError("\(algorithm.rawValue) needs a secret of at least \(max(32, digest.byteCount)) bytes")
             }
             self.mac = PreparedMAC(secret: secret, digest: digest)
+            self.signer = nil
         case (.signature(let scheme), .asymmetric(let key)):
             guard key.isPrivate else { throw KeyError("signing needs a private key") }
             guard scheme.fits(key) else { throw KeyError("a \(key.kind) key cannot sign \(algorithm.rawValue)") }
@@ -24,12 +25,12 @@ public struct Signer: Sendable {
                 throw KeyError("RSA signing keys need at least \(minimumRSABits) bits")
             }
             self.mac = nil
+            do { self.signer = try PreparedSigner(key: key, scheme: scheme) } catch { throw KeyError("\(error)") }
         default:
             throw KeyError("\(algorithm.rawValue) cannot be used with this kind of key")
         }
         self.algorithm = algorithm
         self.keyID = keyID
-        self.material = material
     }
 
     /// A compact JWS of `claims` with header `{"alg","kid","typ"}` (`typ` omitted when nil).
@@ -43,15 +44,12 @@ public struct Signer: Sendable {
     public func sign(header: JSONObject, payload: [UInt8]) throws(KeyError) -> String {
         let signingInput = Base64URL.encode(header.serializedBytes) + "." + Base64URL.encode(payload)
         let signature: [UInt8]
-        switch (self.algorithm.family, self.material) {
-        case (.hmac, _):
-            signature = self.mac!.authenticate(Array(signingInput.utf8))
-        case (.signature(let scheme), .asymmetric(let key)):
-            do { signature = try key.sign(Array(signingInput.utf8), scheme: scheme) } catch {
-                throw KeyError("signing failed: \(error)")
-            }
-        default:
-            throw KeyError("unreachable: key and algorithm were checked at init")
+        if let mac = self.mac {
+            signature = mac.authenticate(Array(signingInput.utf8))
+        } else if let signer = self.signer {
+            do { signature = try signer.sign(Array(signingInput.utf8)) } catch { throw KeyError("signing failed: \(error)") }
+        } else {
+            throw KeyError("unreachable: init made a MAC or a signer")
         }
         return signingInput + "." + Base64URL.encode(signature)
     }

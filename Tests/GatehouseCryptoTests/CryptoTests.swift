@@ -28,6 +28,30 @@ struct CryptoTests {
         }
     }
 
+    @Test("a prepared signer's signatures verify, again and again and from several threads; a public key cannot prepare one")
+    func preparedSigner() async throws {
+        for (specification, scheme) in Self.specifications {
+            let key = try EVPKey.generate(specification)
+            let signer = try PreparedSigner(key: key, scheme: scheme)
+            let verifier = try PreparedVerifier(key: try key.publicKey(), scheme: scheme)
+            #expect(throws: OpenSSLError.self) { try PreparedSigner(key: try key.publicKey(), scheme: scheme) }
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for task in 0..<4 {
+                    group.addTask {
+                        var valid = true
+                        for round in 0..<5 {
+                            let message = Array("message \(task) \(round)".utf8)
+                            let signature = try signer.sign(message)
+                            valid = valid && signature.withUnsafeBytes { s in message.withUnsafeBytes { verifier.verify(signature: s, message: $0) } }
+                        }
+                        return valid
+                    }
+                }
+                for try await valid in group { #expect(valid, "\(scheme)") }
+            }
+        }
+    }
+
     @Test("PEM that is garbage, encrypted or of another key type is refused without a prompt")
     func badPEM() throws {
         #expect(throws: OpenSSLError.self) { try EVPKey(pem: "not a key") }
