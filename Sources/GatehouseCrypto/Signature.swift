@@ -125,21 +125,7 @@ public final class PreparedVerifier: Sendable {
 
     /// A context initialised for this key and scheme, never used for an operation itself.
     private func makeTemplate() -> OpaquePointer? {
-        guard let context = EVP_MD_CTX_new() else { return nil }
-        var keyContext: OpaquePointer? = nil
-        guard EVP_DigestVerifyInit(context, &keyContext, self.scheme.digest?.md, nil, self.key.pointer) == 1 else {
-            EVP_MD_CTX_free(context)
-            return nil
-        }
-        if case .rsaPSS = self.scheme {
-            do {
-                try configurePSS(keyContext)
-            } catch {
-                EVP_MD_CTX_free(context)
-                return nil
-            }
-        }
-        return context
+        templateContext(scheme: self.scheme) { EVP_DigestVerifyInit($0, $1, self.scheme.digest?.md, nil, self.key.pointer) }
     }
 }
 
@@ -174,22 +160,29 @@ public final class PreparedSigner: Sendable {
 
     /// A context initialised for this key and scheme, never used for a signature itself.
     private func makeTemplate() -> OpaquePointer? {
-        guard let context = EVP_MD_CTX_new() else { return nil }
-        var keyContext: OpaquePointer? = nil
-        guard EVP_DigestSignInit(context, &keyContext, self.scheme.digest?.md, nil, self.key.pointer) == 1 else {
+        templateContext(scheme: self.scheme) { EVP_DigestSignInit($0, $1, self.scheme.digest?.md, nil, self.key.pointer) }
+    }
+}
+
+/// A new digest context set up by `initialise` (`EVP_DigestSignInit` or `EVP_DigestVerifyInit`,
+/// handed the context and where to put its key context), with PSS padding for `scheme`; nil when
+/// libcrypto refuses.
+private func templateContext(scheme: SignatureScheme, _ initialise: (OpaquePointer, UnsafeMutablePointer<OpaquePointer?>) -> Int32) -> OpaquePointer? {
+    guard let context = EVP_MD_CTX_new() else { return nil }
+    var keyContext: OpaquePointer? = nil
+    guard initialise(context, &keyContext) == 1 else {
+        EVP_MD_CTX_free(context)
+        return nil
+    }
+    if case .rsaPSS = scheme {
+        do {
+            try configurePSS(keyContext)
+        } catch {
             EVP_MD_CTX_free(context)
             return nil
         }
-        if case .rsaPSS = self.scheme {
-            do {
-                try configurePSS(keyContext)
-            } catch {
-                EVP_MD_CTX_free(context)
-                return nil
-            }
-        }
-        return context
     }
+    return context
 }
 
 /// Source of `PreparedVerifier` / `PreparedSigner` / `PreparedMAC` identifiers; never reused within a process.
