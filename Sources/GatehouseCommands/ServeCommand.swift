@@ -66,7 +66,10 @@ struct ServeCommand: AsyncParsableCommand {
         var issuer: Issuer?
         if let issuerConfig = config.issuer {
             do {
-                issuer = try Issuer.start(config: issuerConfig, trustedProxies: config.trustedProxies, revocations: feeds.board)
+                issuer = try Issuer.start(
+                    config: issuerConfig, trustedProxies: config.trustedProxies, revocations: feeds.board,
+                    tokenCacheSize: config.verify.tokenCacheSize
+                )
             } catch {
                 printError("error: the issuer cannot start: \(error)")
                 throw ExitCode(1)

@@ -17,7 +17,11 @@ public struct AccessCheck: Sendable {
     func identity(of token: String, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Result<Identity, JOSEError> {
         let key = cache?.key(for: token)
         let result = self.identity(
-            of: token, now: now, cached: { key.map { cache!.lookup($0, now: now) } ?? .miss },
+            of: token, now: now,
+            cached: {
+                guard let cache, let key else { return .miss }
+                return cache.lookup(key, now: now)
+            },
             remember: { entry in if let key { cache?.insert(key, entry) } }
         )
         return Self.refusingRevoked(result) { revoked?.contains($0) ?? false }

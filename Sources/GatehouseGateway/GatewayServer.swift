@@ -282,6 +282,11 @@ extension GatewayServer {
             for snapshot in all { total.add(snapshot) }
             total.jwksRefreshes = jwks.reduce((0, 0)) { ($0.0 + $1.0.ok, $0.1 + $1.0.error) }
             total.jwksRefusedSymmetricKeys = jwks.reduce(0) { $0 + $1.1 }
+            if let local = self.local {
+                let counts = local.tokenCacheCounts
+                total.cacheHits += counts.hits
+                total.cacheMisses += counts.misses
+            }
             return total.prometheusText + (self.local?.metricsText ?? "") + (self.revocations.map(Self.revocationMetrics) ?? "")
         }
     }

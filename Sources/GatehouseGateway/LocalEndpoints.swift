@@ -16,6 +16,13 @@ public protocol LocalEndpoints: Sendable {
     func checkReady(on eventLoop: any EventLoop) -> EventLoopFuture<Bool>
     /// Prometheus lines of the endpoints' own (e.g. `gatehouse_argon2_queue_depth`).
     var metricsText: String { get }
+    /// Hits and misses of the endpoints' own verified-token cache, counted with the gateway's in
+    /// `gatehouse_token_cache_*`.
+    var tokenCacheCounts: (hits: Int, misses: Int) { get }
+}
+
+extension LocalEndpoints {
+    public var tokenCacheCounts: (hits: Int, misses: Int) { (0, 0) }
 }
 
 /// A whole request for `LocalEndpoints`.

@@ -73,6 +73,11 @@ final class TokenCache {
     }
 
     func insert(_ key: Key, _ entry: Entry) {
+        // Two misses on one token (threads sharing a cache) insert it twice: keep one ring slot.
+        guard self.entries[key] == nil else {
+            self.entries[key] = entry
+            return
+        }
         if self.order.count < self.capacity {
             self.order.append(key)
         } else {

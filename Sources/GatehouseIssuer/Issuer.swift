@@ -24,7 +24,8 @@ public final class Issuer: Sendable {
     /// The issuer's own access tokens, checked as the gateway checks tokens: cached by digest, and
     /// refused when the session is revoked.
     let accessCheck: AccessCheck
-    let accessCache: SharedTokenCache
+    /// Nil when `verify.token_cache.size` is 0, as the gateway's.
+    let accessCache: SharedTokenCache?
     /// HS256 refresh tokens, one verifier per accepted secret (`RefreshSecrets`), then the refresh
     /// tokens of before that change (signed with a published key, `aud` the API audience), still
     /// taken at `/auth/refresh` and `/auth/logout` until they rotate or expire.
@@ -44,7 +45,10 @@ public final class Issuer: Sendable {
     private let decoyHashes: Mutex<[Argon2Parameters: String]>
 
     /// Opens the store (migrating it when `auto_migrate` is on), loads the keys and starts the pools.
-    public static func start(config: IssuerConfig, trustedProxies: [String], revocations: RevocationBoard? = nil) throws -> Issuer {
+    /// `tokenCacheSize`: `verify.token_cache.size`, the access tokens the issuer's own cache keeps (0: none).
+    public static func start(
+        config: IssuerConfig, trustedProxies: [String], revocations: RevocationBoard? = nil, tokenCacheSize: Int = 100_000
+    ) throws -> Issuer {
         let store = try Store.open(config.database)
         if config.autoMigrate {
             try store.migrate(now: Self.nowMilliseconds())
@@ -54,10 +58,10 @@ public final class Issuer: Sendable {
         guard try store.roles().contains(config.defaultRole) else {
             throw IssuerSetupError("default_role \(config.defaultRole) is not a role (\(try store.roles().joined(separator: ", ")))")
         }
-        return try Issuer(config: config, store: store, trustedProxies: trustedProxies, revocations: revocations)
+        return try Issuer(config: config, store: store, trustedProxies: trustedProxies, revocations: revocations, tokenCacheSize: tokenCacheSize)
     }
 
-    init(config: IssuerConfig, store: Store, trustedProxies: [String], revocations: RevocationBoard? = nil) throws {
+    init(config: IssuerConfig, store: Store, trustedProxies: [String], revocations: RevocationBoard? = nil, tokenCacheSize: Int = 100_000) throws {
         self.config = config
         self.store = store
         self.revocations = revocations
@@ -78,7 +82,7 @@ public final class Issuer: Sendable {
             keys: keySet
         )
         self.accessCheck = AccessCheck(providers: ProviderSet([accessVerifier]))
-        self.accessCache = SharedTokenCache(capacity: 10_000)
+        self.accessCache = tokenCacheSize > 0 ? SharedTokenCache(capacity: tokenCacheSize) : nil
         let legacyRefreshVerifier = Verifier(
             policy: VerificationPolicy(algorithms: algorithms, issuer: config.issuer, audience: config.audience, type: .required("refresh+jwt")),
             keys: keySet
@@ -438,7 +442,7 @@ public final class Issuer: Sendable {
     }
 
     /// Hits and misses of the access-token cache.
-    public var accessCacheCounts: (hits: Int, misses: Int) { self.accessCache.counts }
+    public var accessCacheCounts: (hits: Int, misses: Int) { self.accessCache?.counts ?? (0, 0) }
 
     /// The session, token id and user of a verified refresh token.
     private func verifyRefresh(_ token: String) -> Result<(sessionID: String, tokenID: String, userID: Int64), IssuerError> {

@@ -56,6 +56,8 @@ public struct IssuerEndpoints: LocalEndpoints {
         self.issuer.ping(on: eventLoop)
     }
 
+    public var tokenCacheCounts: (hits: Int, misses: Int) { self.issuer.accessCacheCounts }
+
     public var metricsText: String {
         """
         # HELP gatehouse_argon2_queue_depth Password hashes waiting for an Argon2 thread.

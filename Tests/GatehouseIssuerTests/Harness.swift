@@ -101,7 +101,9 @@ final class Harness: @unchecked Sendable {
             """
         let config = try GatewayConfig.parse(yaml, file: "test.conf", baseDirectory: NSTemporaryDirectory())
         let revocations = RevocationBoard()
-        let issuer = try Issuer.start(config: config.issuer!, trustedProxies: config.trustedProxies, revocations: revocations)
+        let issuer = try Issuer.start(
+            config: config.issuer!, trustedProxies: config.trustedProxies, revocations: revocations, tokenCacheSize: config.verify.tokenCacheSize
+        )
         let server = try await GatewayServer.start(
             config: config, group: group, host: "127.0.0.1", port: 0, local: IssuerEndpoints(issuer: issuer), revocations: revocations
         )

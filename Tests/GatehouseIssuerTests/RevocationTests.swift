@@ -52,6 +52,36 @@ struct RevocationTests {
         }
     }
 
+    @Test("/users/me after a cache hit shows a role granted since: the cache keeps the token's verdict, never the answer", arguments: [Backend.sqlite])
+    func meShowsRoleChanges(_ backend: Backend) async throws {
+        try await Harness.with(backend) { harness in
+            let tokens = try harness.register("roles@example.com")
+            for _ in 0..<2 { #expect(try harness.get("/users/me", bearer: tokens.access).json?["roles"] as? [String] == ["viewer"]) }
+            try harness.store.grantRole(email: "roles@example.com", role: "editor")
+            let after = try harness.get("/users/me", bearer: tokens.access)
+            #expect(after.json?["roles"] as? [String] == ["editor", "viewer"])
+            #expect((after.json?["permissions"] as? [String])?.contains("content:write") == true)
+            #expect(harness.issuer.accessCacheCounts.hits >= 2)
+        }
+    }
+
+    @Test("verify.token_cache.size: 0 switches the issuer's cache off too; its hits count in gatehouse_token_cache_hits_total")
+    func issuerCacheFollowsTheSetting() async throws {
+        var options = Harness.Options()
+        options.top = "verify:\n  token_cache: { size: 0 }"
+        try await Harness.with(.sqlite, options: options) { harness in
+            let tokens = try harness.register("nocache@example.com")
+            for _ in 0..<3 { #expect(try harness.get("/users/me", bearer: tokens.access).status == 200) }
+            #expect(harness.issuer.accessCacheCounts == (0, 0))
+        }
+        try await Harness.with(.sqlite) { harness in
+            let tokens = try harness.register("cache@example.com")
+            for _ in 0..<3 { #expect(try harness.get("/users/me", bearer: tokens.access).status == 200) }
+            let metrics = try await harness.server.metricsText(on: harness.group.next()).get()
+            #expect(metrics.contains("gatehouse_token_cache_hits_total 2"), "\(metrics)")
+        }
+    }
+
     @Test("refresh-token reuse revokes the access tokens of the session too", arguments: Backend.allCases)
     func reuse(_ backend: Backend) async throws {
         var options = Harness.Options()

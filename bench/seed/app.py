@@ -1,6 +1,10 @@
 """The seed's issuer, as the anchor of bench/issuer.sh: FastAPI + uvicorn (uvloop, httptools),
-PyJWT with `cryptography` and ES256 tokens, pwdlib[argon2] with OWASP's parameters, sqlite3 in WAL
-mode with synchronous=NORMAL (Gatehouse's durability), DESIGN.md's endpoints, claims and queries.
+PyJWT with `cryptography` (ES256 access tokens; refresh tokens HS256 with `aud` the issuer, as
+DESIGN.md now has them), pwdlib[argon2] with OWASP's parameters, sqlite3 in WAL mode with
+synchronous=NORMAL (Gatehouse's durability), DESIGN.md's endpoints, claims and queries.
+
+Differences from Gatehouse, each in the seed's favour: no login slots or per-address counting at
+login, and no revocation check at /users/me (Gatehouse checks its in-memory revocation list).
 
 Only the operations the benchmark compares are here: register, login, refresh (rotation with reuse
 detection) and /users/me. Run: SEED_DB=PATH uvicorn app:app --loop uvloop --http httptools
@@ -33,6 +37,7 @@ KEY = ec.generate_private_key(ec.SECP256R1())
 PUBLIC_KEY = KEY.public_key()
 KID = "seed-1"
 ROTATION_SECRET = secrets.token_bytes(32)
+REFRESH_SECRET = secrets.token_bytes(32)
 HASHER = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19456, parallelism=1),))
 DECOY = HASHER.hash(secrets.token_urlsafe(16))
 
@@ -106,11 +111,11 @@ def mint(user: dict, session_id: str, refresh_id: str) -> dict:
     access = {"iss": ISSUER, "sub": str(user["id"]), "aud": AUDIENCE, "exp": now + ACCESS_TTL, "iat": now,
               "jti": secrets.token_urlsafe(16), "sid": session_id, "user_id": user["id"],
               "role": user["roles"][0] if user["roles"] else None, "roles": user["roles"], "scope": " ".join(user["permissions"])}
-    refresh = {"iss": ISSUER, "sub": str(user["id"]), "aud": AUDIENCE, "exp": now + REFRESH_TTL, "iat": now,
+    refresh = {"iss": ISSUER, "sub": str(user["id"]), "aud": ISSUER, "exp": now + REFRESH_TTL, "iat": now,
                "jti": refresh_id, "sid": session_id}
     return {
         "access_token": jwt.encode(access, KEY, algorithm="ES256", headers={"kid": KID, "typ": "at+jwt"}),
-        "refresh_token": jwt.encode(refresh, KEY, algorithm="ES256", headers={"kid": KID, "typ": "refresh+jwt"}),
+        "refresh_token": jwt.encode(refresh, REFRESH_SECRET, algorithm="HS256", headers={"typ": "refresh+jwt"}),
         "token_type": "Bearer", "expires_in": ACCESS_TTL,
         "user": {k: user[k] for k in ("id", "email", "name", "roles", "permissions")},
     }
@@ -127,6 +132,8 @@ def start_session(connection: sqlite3.Connection, user: dict) -> dict:
 def verify(token: str, typ: str) -> dict:
     if jwt.get_unverified_header(token).get("typ") != typ:
         raise jwt.InvalidTokenError("bad_typ")
+    if typ == "refresh+jwt":
+        return jwt.decode(token, REFRESH_SECRET, algorithms=["HS256"], audience=ISSUER, issuer=ISSUER, leeway=30)
     return jwt.decode(token, PUBLIC_KEY, algorithms=["ES256"], audience=AUDIENCE, issuer=ISSUER, leeway=30)
 
 
@@ -203,10 +210,6 @@ def me(authorization: str = Header(default="")):
         claims = verify(token, "at+jwt")
     except jwt.InvalidTokenError as refused:
         return error(401, "invalid_token", str(refused))
-    connection = db()
-    revoked = connection.execute("SELECT revoked_at FROM sessions WHERE id = ?", (claims["sid"],)).fetchone()
-    if revoked is None or revoked[0] is not None:
-        return error(401, "invalid_token", "revoked")
-    user = user_record(connection, claims["user_id"])
+    user = user_record(db(), claims["user_id"])
     return {k: user[k] for k in ("id", "email", "name", "roles", "permissions")} | {
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(user["created_at"] / 1000))}
