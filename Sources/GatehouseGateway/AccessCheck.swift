@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import GatehouseCrypto
 public import GatehouseJOSE
 import Synchronization
 
@@ -77,7 +78,8 @@ public final class SharedTokenCache: Sendable {
         self.cache = Mutex(TokenCache(capacity: capacity))
     }
 
-    func key(for token: String) -> TokenCache.Key { self.cache.withLock { $0.key(for: token) } }
+    /// Hashed outside the lock: a long token costs its hashing to its own caller only.
+    func key(for token: String) -> TokenCache.Key { TokenCache.key(digest: Digest.sha256.hash(Array(token.utf8))) }
     func lookup(_ key: TokenCache.Key, now: Double) -> TokenCache.Lookup { self.cache.withLock { $0.lookup(key, now: now) } }
     func insert(_ key: TokenCache.Key, _ entry: TokenCache.Entry) { self.cache.withLock { $0.insert(key, entry) } }
 

@@ -46,6 +46,11 @@ final class TokenCache {
         self.entries.reserveCapacity(min(capacity, 1 << 16))
     }
 
+    /// The key of a token whose SHA-256 is `digest` (callers that hash outside the cache).
+    static func key(digest: [UInt8]) -> Key {
+        digest.withUnsafeBytes { Key(high: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self), low: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+    }
+
     func key(for token: String) -> Key {
         var token = token
         return token.withUTF8 { bytes in

@@ -129,9 +129,9 @@ public final class Store: Sendable {
             """
             SELECT 'u' AS kind, email AS value, name AS extra, created_at AS number FROM users WHERE id = $1
             UNION ALL
-            SELECT 'r', r.name, NULL, r.rank FROM user_roles ur JOIN roles r ON r.name = ur.role WHERE ur.user_id = $1
+            SELECT 'r', r.name, CAST(NULL AS TEXT), r.rank FROM user_roles ur JOIN roles r ON r.name = ur.role WHERE ur.user_id = $1
             UNION ALL
-            SELECT DISTINCT 'p', rp.permission, NULL, 0 FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
+            SELECT DISTINCT 'p', rp.permission, CAST(NULL AS TEXT), 0 FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
             WHERE ur.user_id = $1
             ORDER BY kind, number DESC, value
             """,
