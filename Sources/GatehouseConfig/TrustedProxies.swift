@@ -41,8 +41,6 @@ public struct TrustedProxies: Sendable {
         self.blocks = blocks
     }
 
-    public var isEmpty: Bool { self.blocks.isEmpty }
-
     /// Whether `address` (an IP address as text) is in one of the blocks.
     public func contains(_ address: String) -> Bool {
         guard !self.blocks.isEmpty, let bytes = Self.bytes(of: address) else { return false }

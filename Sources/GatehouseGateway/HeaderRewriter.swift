@@ -97,26 +97,15 @@ public enum HeaderRewriter {
             default: break
             }
             if Self.isIdentityHeader(bytes) { return .identity }
-            if bytes.contains(UInt8(ascii: "_")), Self.isForwardingAlias(bytes) { return .forwardingAlias }
-            return .other
-        }
-    }
-
-    /// The forwarding headers' names, any of which spelled with `_` is a `forwardingAlias`.
-    private static let forwardingNames: [StaticString] = [
-        "forwarded", "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
-        "x-forwarded-prefix", "x-original-url", "x-rewrite-url", "x-request-id",
-    ]
-
-    private static func isForwardingAlias(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        Self.forwardingNames.contains { name in
-            name.utf8CodeUnitCount == bytes.count && name.withUTF8Buffer { expected in
-                for index in 0..<expected.count {
-                    let byte = bytes[index] == UInt8(ascii: "_") ? UInt8(ascii: "-") : bytes[index] | 0x20
-                    if byte != expected[index] { return false }
+            // Rare: a name with `_`, read as `-` the way CGI-style servers do, is one of the
+            // forwarding headers (no name above has a `_`, so this looks once).
+            if bytes.contains(UInt8(ascii: "_")) {
+                switch Self.role(of: String(decoding: bytes.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)) {
+                case .forwardedFor, .forwardedProto, .forwardedHost, .requestID, .clientForwarding: return .forwardingAlias
+                default: break
                 }
-                return true
             }
+            return .other
         }
     }
 

@@ -47,7 +47,7 @@ public final class Issuer: Sendable {
     /// Opens the store (migrating it when `auto_migrate` is on), loads the keys and starts the pools.
     /// `tokenCacheSize`: `verify.token_cache.size`, the access tokens the issuer's own cache keeps (0: none).
     public static func start(
-        config: IssuerConfig, trustedProxies: [String], revocations: RevocationBoard? = nil, tokenCacheSize: Int = 100_000
+        config: IssuerConfig, trustedProxies: [String], revocations: RevocationBoard? = nil, tokenCacheSize: Int
     ) throws -> Issuer {
         let store = try Store.open(config.database)
         if config.autoMigrate {
@@ -61,7 +61,7 @@ public final class Issuer: Sendable {
         return try Issuer(config: config, store: store, trustedProxies: trustedProxies, revocations: revocations, tokenCacheSize: tokenCacheSize)
     }
 
-    init(config: IssuerConfig, store: Store, trustedProxies: [String], revocations: RevocationBoard? = nil, tokenCacheSize: Int = 100_000) throws {
+    init(config: IssuerConfig, store: Store, trustedProxies: [String], revocations: RevocationBoard? = nil, tokenCacheSize: Int) throws {
         self.config = config
         self.store = store
         self.revocations = revocations
