@@ -80,10 +80,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // HTTP/1.1 messages as bytes: the gateway's own strict parser of requests and responses.
+        .target(
+            name: "GatehouseHTTP1",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "GatehouseGateway",
             dependencies: [
-                "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto",
+                "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+public import GatehouseHTTP1
 public import NIOHTTP1
 
 /// Browser mode's defence against cross-site request forgery. A cookie reaches the server with
@@ -14,13 +15,13 @@ public struct CSRFCheck: Sendable {
     }
 
     /// Whether a request authenticated by a cookie may go on.
-    public func admits(method: HTTPMethod, headers: HTTPHeaders) -> Bool {
+    public func admits(method: HTTPMethod, headers: some HTTPFieldReading) -> Bool {
         switch method {
         case .GET, .HEAD, .OPTIONS, .TRACE: return true
         default: break
         }
-        if headers.contains(name: "x-requested-with") { return true }
-        let origins = headers["origin"]
+        if headers.contains(named: "x-requested-with") { return true }
+        let origins = headers.values(named: "origin")
         return origins.count == 1 && self.allowedOrigins.contains(origins[0])
     }
 
@@ -28,9 +29,9 @@ public struct CSRFCheck: Sendable {
     /// the check's own (Envoy's `ext_authz`) or as `X-Forwarded-Method` (Traefik; nginx when its
     /// configuration sets it). Each method either names must be admitted, so neither can make an
     /// unsafe request look safe.
-    public func admitsForwarded(_ head: HTTPRequestHead) -> Bool {
-        self.admits(method: head.method, headers: head.headers)
-            && head.headers["x-forwarded-method"].allSatisfy { self.admits(method: HTTPMethod(rawValue: $0), headers: head.headers) }
+    public func admitsForwarded(method: HTTPMethod, headers: some HTTPFieldReading) -> Bool {
+        self.admits(method: method, headers: headers)
+            && headers.values(named: "x-forwarded-method").allSatisfy { self.admits(method: HTTPMethod(rawValue: $0), headers: headers) }
     }
 
     public static let refusal = GatewayError(

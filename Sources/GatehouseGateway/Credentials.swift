@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+public import GatehouseHTTP1
 public import NIOHTTP1
 
 /// Where a request's access token is, if anywhere.
@@ -17,24 +18,28 @@ public enum Credentials: Equatable, Sendable {
 
     /// Reads the `Authorization` header (scheme case-insensitive, RFC 6750 §2.1), else the named
     /// access-token cookie.
-    public init(headers: HTTPHeaders, cookie: String?) {
-        var authorization: String? = nil
-        for (name, value) in headers where HeaderRewriter.equalsIgnoringCase(name, "authorization") {
-            guard authorization == nil else {
-                self = .ambiguous
-                return
-            }
-            authorization = value
+    public init(fields headers: some HTTPFieldReading, cookie: String?) {
+        var authorizations = 0
+        var credentials = Credentials.none
+        headers.forEachField { name, value in
+            guard name.count == 13, ASCII.equalsIgnoringCase(name, "authorization") else { return true }
+            authorizations += 1
+            credentials = authorizations > 1 ? .ambiguous : Self.fromAuthorization(value)
+            return authorizations < 2
         }
-        if let authorization {
-            self = Self.fromAuthorization(authorization)
+        if authorizations > 0 {
+            self = credentials
             return
         }
         if let cookie, let value = Self.cookieValue(named: cookie, in: headers) {
-            self = Self.isToken68(value) ? .cookie(value) : .malformed
+            self = value.withUTF8Bytes { Self.isToken68(UnsafeRawBufferPointer($0)) } ? .cookie(value) : .malformed
             return
         }
         self = .none
+    }
+
+    public init(headers: HTTPHeaders, cookie: String?) {
+        self.init(fields: headers, cookie: cookie)
     }
 
     /// The token, wherever it came from.
@@ -47,24 +52,18 @@ public enum Credentials: Equatable, Sendable {
 
     /// `Bearer` in any casing, spaces, then the token (RFC 6750 §2.1); another scheme is `.none`.
     /// Read as bytes: `Character`-wise slicing of the header cost more than the checks.
-    private static func fromAuthorization(_ authorization: String) -> Credentials {
-        authorization.withUTF8Bytes { bytes in
-            guard bytes.count >= 6, HeaderRewriter.equalsIgnoringCase(UnsafeBufferPointer(rebasing: bytes[..<6]), "bearer"),
-                bytes.count == 6 || bytes[6] == UInt8(ascii: " ")
-            else { return .none }
-            var start = 6
-            while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
-            let token = UnsafeBufferPointer(rebasing: bytes[start...])
-            return Self.isToken68(token) ? .bearer(String(decoding: token, as: UTF8.self)) : .malformed
-        }
-    }
-
-    private static func isToken68(_ token: String) -> Bool {
-        token.withUTF8Bytes { Self.isToken68($0) }
+    private static func fromAuthorization(_ bytes: UnsafeRawBufferPointer) -> Credentials {
+        guard bytes.count >= 6, ASCII.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: bytes[..<6]), "bearer"),
+            bytes.count == 6 || bytes[6] == UInt8(ascii: " ")
+        else { return .none }
+        var start = 6
+        while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
+        let token = UnsafeRawBufferPointer(rebasing: bytes[start...])
+        return Self.isToken68(token) ? .bearer(String(decoding: token, as: UTF8.self)) : .malformed
     }
 
     /// RFC 6750's b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-    private static func isToken68(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    private static func isToken68(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !bytes.isEmpty else { return false }
         var index = 0
         while index < bytes.count, Self.isToken68Byte(bytes[index]) { index += 1 }
@@ -88,8 +87,8 @@ public enum Credentials: Equatable, Sendable {
     }
 
     /// The value of cookie `name` from the `Cookie` header(s) (RFC 6265 §5.4).
-    public static func cookieValue(named name: String, in headers: HTTPHeaders) -> String? {
-        for header in headers["cookie"] {
+    public static func cookieValue(named name: String, in headers: some HTTPFieldReading) -> String? {
+        for header in headers.values(named: "cookie") {
             for pair in CookiePair.pairs(of: header) where pair.name == name {
                 var value = pair.value
                 if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }

@@ -127,7 +127,10 @@ public final class GatewayServer: Sendable {
         let channel = try await HTTPListener.bindGateway(
             host: host ?? config.listen.host, port: port ?? config.listen.port, group: group, limits: limits, tls: listenerTLS
         ) { channel in
-            GatewayHandler(state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: listenerTLS == nil ? "http" : "https")
+            GatewayConnection(
+                state: statesByLoop[ObjectIdentifier(channel.eventLoop)]!.value, scheme: listenerTLS == nil ? "http" : "https",
+                timeouts: limits.timeouts, limits: limits.parserLimits
+            )
         }
         return GatewayServer(channel: channel, loops: loops, sweeps: sweeps, refreshers: refreshers, local: local, revocations: revocations)
     }
@@ -244,7 +247,7 @@ final class LoopState {
     let upstreamTLS: [String: NIOSSLContext]
     let trustedProxies: TrustedProxies
     /// Open client connections of this loop.
-    var connections: [ObjectIdentifier: GatewayHandler] = [:]
+    var connections: [ObjectIdentifier: GatewayConnection] = [:]
     /// Set once the server drains: connections close as soon as their exchange ends.
     var draining = false
     /// Sweeps run so far (every 100th also prunes the revoked sessions).

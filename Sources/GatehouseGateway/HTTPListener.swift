@@ -24,14 +24,12 @@ public enum HTTPListener {
             .get()
     }
 
-    /// Binds the gateway's listener: NIO's request decoder with `limits`' head limits, then the
-    /// gateway's handler, which writes its responses as bytes and answers the decoder's refusals
-    /// itself (`GatewayHandler`). The head and idle timeouts and the connection cap apply. With
-    /// `tls`, connections speak TLS first; a handshake that stalls is closed by the idle timeout,
-    /// which runs from the moment of accept.
+    /// Binds the gateway's listener: each connection's bytes go to one handler made by
+    /// `makeHandler` (`GatewayConnection`, which parses, times and answers them itself), after TLS
+    /// when `tls` is set. Connections over `limits.maxConnections` are closed at once.
     static func bindGateway(
         host: String, port: Int, group: any EventLoopGroup, limits: ConnectionLimits, tls: NIOSSLContext?,
-        makeHandler: @escaping @Sendable (any Channel) -> GatewayHandler
+        makeHandler: @escaping @Sendable (any Channel) -> GatewayConnection
     ) async throws -> any Channel {
         let counter = ConnectionCounter(maximum: limits.maxConnections)
         return try await self.bootstrap(group: group)
@@ -43,8 +41,6 @@ public enum HTTPListener {
                     }
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try pipeline.addHandler(HeadTimeoutHandler(headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout))
-                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(limitConfiguration: limits.decoderLimits)))
                     try pipeline.addHandler(makeHandler(channel))
                 }
             }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import GatehouseHTTP1
 import NIOCore
 import NIOHTTP1
 
@@ -16,8 +17,8 @@ enum BodyFraming {
 ///
 /// The gateway's sockets carry bytes, not `HTTPPart`s: NIO's encoders, header validators and
 /// pipelining handler cost more per request than the gateway's own logic (bench/README.md). The
-/// header names and values written here come from NIO's decoder (which refused invalid ones), from
-/// values the gateway checked (identity claims, request ids) or from its own constants.
+/// header names and values written here come from the gateway's parser (which refused invalid
+/// ones), from values the gateway checked (identity claims, request ids) or from its own constants.
 enum HTTPWire {
     /// `HTTP/1.1 <status> <reason>`, the headers, and the blank line.
     static func responseHead(_ status: HTTPResponseStatus, headers: HTTPHeaders, allocator: ByteBufferAllocator) -> ByteBuffer {
@@ -42,10 +43,10 @@ enum HTTPWire {
     }
 
     /// The last chunk, with the trailers if any.
-    static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
+    static func lastChunk(trailers: HTTP1Fields?, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 5)
         buffer.writeStaticString("0\r\n")
-        for (name, value) in trailers ?? [:] { HeadWriter.writeField(name: name, value: value, into: &buffer) }
+        if let trailers { for index in 0..<trailers.count { trailers.writeField(at: index, into: &buffer) } }
         buffer.writeStaticString("\r\n")
         return buffer
     }
@@ -84,6 +85,13 @@ struct HeadWriter: HeaderSink {
         Self.writeField(name: name, value: value, into: &self.buffer)
     }
 
+    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        self.buffer.writeBytes(name)
+        self.buffer.writeStaticString(": ")
+        self.buffer.writeBytes(value)
+        self.buffer.writeStaticString("\r\n")
+    }
+
     static func writeField(name: String, value: String, into buffer: inout ByteBuffer) {
         buffer.writeString(name)
         buffer.writeStaticString(": ")
@@ -119,7 +127,7 @@ struct BodyWriter {
 
     /// Ends the body (the last chunk, with trailers, when chunked); returns whether it wrote.
     @discardableResult
-    func end(trailers: HTTPHeaders?, to context: ChannelHandlerContext) -> Bool {
+    func end(trailers: HTTP1Fields?, to context: ChannelHandlerContext) -> Bool {
         guard self.framing == .chunked else { return false }
         context.write(NIOAny(HTTPWire.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)
         return true

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseCrypto
+import GatehouseHTTP1
 import Synchronization
 public import NIOHTTP1
 
@@ -36,9 +37,15 @@ public struct ForwardingContext: Sendable {
 /// Where rewritten header fields go: an `HTTPHeaders`, or the bytes of a head being written.
 protocol HeaderSink {
     mutating func add(name: String, value: String)
+    /// A field as bytes: copied as they are into a head, no `String` made on the way.
+    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
 }
 
-extension HTTPHeaders: HeaderSink {}
+extension HTTPHeaders: HeaderSink {
+    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        self.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+    }
+}
 
 /// Rewrites headers between client and upstream (DESIGN.md "Routing and headers"), in one pass
 /// over the fields straight into the sink, each name classified by one look at its bytes.
@@ -64,69 +71,56 @@ public enum HeaderRewriter {
 
     /// The role of the header `name` (ASCII case-insensitive).
     static func role(of name: String) -> FieldRole {
-        name.withUTF8Bytes { bytes in
-            @inline(__always) func equals(_ lowercase: StaticString) -> Bool { Self.equalsIgnoringCase(bytes, lowercase) }
-            switch bytes.count {
-            case 2: if equals("te") { return .hopByHop }
-            case 4: if equals("host") { return .host }
-            case 6:
-                if equals("expect") { return .expect }
-                if equals("cookie") { return .cookie }
-            case 7: if equals("upgrade") || equals("trailer") { return .hopByHop }
-            case 9: if equals("forwarded") || equals("x-real-ip") { return .clientForwarding }
-            case 10: if equals("connection") || equals("keep-alive") { return .hopByHop }
-            case 12: if equals("x-request-id") { return .requestID }
-            case 13:
-                if equals("authorization") { return .authorization }
-                if equals("x-rewrite-url") { return .clientForwarding }
-            case 14:
-                if equals("content-length") { return .contentLength }
-                if equals("x-original-url") { return .clientForwarding }
-            case 15: if equals("x-forwarded-for") { return .forwardedFor }
-            case 16:
-                if equals("x-forwarded-host") { return .forwardedHost }
-                if equals("proxy-connection") { return .hopByHop }
-                if equals("x-forwarded-port") { return .clientForwarding }
-            case 17:
-                if equals("transfer-encoding") { return .transferEncoding }
-                if equals("x-forwarded-proto") { return .forwardedProto }
-            case 18:
-                if equals("proxy-authenticate") { return .hopByHop }
-                if equals("x-forwarded-prefix") { return .clientForwarding }
-            case 19: if equals("proxy-authorization") { return .hopByHop }
+        name.withUTF8Bytes { Self.role(of: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The role of the header named by `bytes` (ASCII case-insensitive).
+    static func role(of bytes: UnsafeRawBufferPointer) -> FieldRole {
+        @inline(__always) func equals(_ lowercase: StaticString) -> Bool { ASCII.equalsIgnoringCase(bytes, lowercase) }
+        switch bytes.count {
+        case 2: if equals("te") { return .hopByHop }
+        case 4: if equals("host") { return .host }
+        case 6:
+            if equals("expect") { return .expect }
+            if equals("cookie") { return .cookie }
+        case 7: if equals("upgrade") || equals("trailer") { return .hopByHop }
+        case 9: if equals("forwarded") || equals("x-real-ip") { return .clientForwarding }
+        case 10: if equals("connection") || equals("keep-alive") { return .hopByHop }
+        case 12: if equals("x-request-id") { return .requestID }
+        case 13:
+            if equals("authorization") { return .authorization }
+            if equals("x-rewrite-url") { return .clientForwarding }
+        case 14:
+            if equals("content-length") { return .contentLength }
+            if equals("x-original-url") { return .clientForwarding }
+        case 15: if equals("x-forwarded-for") { return .forwardedFor }
+        case 16:
+            if equals("x-forwarded-host") { return .forwardedHost }
+            if equals("proxy-connection") { return .hopByHop }
+            if equals("x-forwarded-port") { return .clientForwarding }
+        case 17:
+            if equals("transfer-encoding") { return .transferEncoding }
+            if equals("x-forwarded-proto") { return .forwardedProto }
+        case 18:
+            if equals("proxy-authenticate") { return .hopByHop }
+            if equals("x-forwarded-prefix") { return .clientForwarding }
+        case 19: if equals("proxy-authorization") { return .hopByHop }
+        default: break
+        }
+        if Self.isIdentityHeader(bytes) { return .identity }
+        // Rare: a name with `_`, read as `-` the way CGI-style servers do, is one of the
+        // forwarding headers (no name above has a `_`, so this looks once).
+        if bytes.contains(UInt8(ascii: "_")) {
+            switch Self.role(of: String(decoding: bytes.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)) {
+            case .forwardedFor, .forwardedProto, .forwardedHost, .requestID, .clientForwarding: return .forwardingAlias
             default: break
             }
-            if Self.isIdentityHeader(bytes) { return .identity }
-            // Rare: a name with `_`, read as `-` the way CGI-style servers do, is one of the
-            // forwarding headers (no name above has a `_`, so this looks once).
-            if bytes.contains(UInt8(ascii: "_")) {
-                switch Self.role(of: String(decoding: bytes.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)) {
-                case .forwardedFor, .forwardedProto, .forwardedHost, .requestID, .clientForwarding: return .forwardingAlias
-                default: break
-                }
-            }
-            return .other
         }
-    }
-
-    /// ASCII case-insensitive equality with a lower-case name made of letters and `-` (so that
-    /// setting the 0x20 bit cannot turn another byte into a match), without allocating.
-    @inline(__always)
-    static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        return lowercase.withUTF8Buffer { expected in
-            for index in 0..<expected.count where bytes[index] | 0x20 != expected[index] { return false }
-            return true
-        }
-    }
-
-    /// `name` equals the lower-case `lowercase` in any casing.
-    static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
-        name.withUTF8Bytes { Self.equalsIgnoringCase($0, lowercase) }
+        return .other
     }
 
     /// Whether `bytes` begin with `x-user-` in any casing, `_` read as `-` (`X_User_Id` too).
-    private static func isIdentityHeader(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    private static func isIdentityHeader(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 7 else { return false }
         let prefix: StaticString = "x-user-"
         return prefix.withUTF8Buffer { expected in
@@ -140,29 +134,35 @@ public enum HeaderRewriter {
 
     /// The header names a `Connection` header lists (hop-by-hop for this message), but for
     /// `close` and `keep-alive`, which name no header. Empty, without allocating, in the usual case.
-    private static func namedByConnection(_ headers: HTTPHeaders) -> [Substring] {
-        var named: [Substring] = []
-        for (name, value) in headers where name.utf8.count == 10 && Self.equalsIgnoringCase(name, "connection") {
-            for token in value.split(separator: ",") {
-                let token = token.trimmingSpaces
-                if !token.isEmpty, !Self.equalsIgnoringCase(String(token), "close"), !Self.equalsIgnoringCase(String(token), "keep-alive") {
-                    named.append(token)
+    private static func namedByConnection(_ fields: some HTTPFieldReading) -> [String] {
+        var named: [String] = []
+        fields.forEachField { name, value in
+            guard name.count == 10, ASCII.equalsIgnoringCase(name, "connection") else { return true }
+            for token in value.split(separator: UInt8(ascii: ",")) {
+                let token = ASCII.trimmingWhitespace(UnsafeRawBufferPointer(rebasing: token))
+                if !token.isEmpty, !ASCII.equalsIgnoringCase(token, "close"), !ASCII.equalsIgnoringCase(token, "keep-alive") {
+                    named.append(String(decoding: token, as: UTF8.self).lowercased())
                 }
             }
+            return true
         }
         return named
     }
 
-    private static func isNamed(_ name: String, in named: [Substring]) -> Bool {
-        named.contains { $0.utf8.count == name.utf8.count && $0.lowercased() == name.lowercased() }
+    private static func isNamed(_ name: UnsafeRawBufferPointer, in named: [String]) -> Bool {
+        named.contains { $0.utf8.count == name.count && $0 == String(decoding: name, as: UTF8.self).lowercased() }
     }
 
     /// The request's id: the client's `X-Request-Id` when it is short printable ASCII, else a new one.
-    public static func requestID(of headers: HTTPHeaders) -> String {
-        for (name, value) in headers where name.utf8.count == 12 && Self.equalsIgnoringCase(name, "x-request-id") {
-            return Self.isAcceptableRequestID(value) ? value : Self.makeRequestID()
+    public static func requestID(of fields: some HTTPFieldReading) -> String {
+        var id: String?
+        fields.forEachField { name, value in
+            guard name.count == 12, ASCII.equalsIgnoringCase(name, "x-request-id") else { return true }
+            let text = String(decoding: value, as: UTF8.self)
+            id = Self.isAcceptableRequestID(text) ? text : Self.makeRequestID()
+            return false
         }
-        return Self.makeRequestID()
+        return id ?? Self.makeRequestID()
     }
 
     /// The request as the upstream sees it: hop-by-hop and client identity headers gone, the
@@ -191,38 +191,42 @@ public enum HeaderRewriter {
     /// Writes the forwarded request's fields (see `rewriteRequest`) to `sink`.
     @discardableResult
     static func writeRequestFields<Sink: HeaderSink>(
-        of headers: HTTPHeaders, identity: Identity?, context: ForwardingContext, requestID: String, to sink: inout Sink
+        of fields: some HTTPFieldReading, identity: Identity?, context: ForwardingContext, requestID: String, to sink: inout Sink
     ) -> RequestFacts {
-        let named = Self.namedByConnection(headers)
+        let named = Self.namedByConnection(fields)
         var facts = RequestFacts()
         var forwardedFor: String? = nil
-        var clientHost: String? = nil
-        for (name, value) in headers {
+        var sawHost = false
+        fields.forEachField { name, value in
             let role = Self.role(of: name)
-            if role == .host, clientHost == nil { clientHost = value }
-            if !named.isEmpty, Self.isNamed(name, in: named) { continue }
+            if role == .host, !sawHost {
+                sawHost = true
+                Self.forwardedHostName.withUTF8Buffer { sink.add(name: UnsafeRawBufferPointer($0), value: value) }
+            }
+            if !named.isEmpty, Self.isNamed(name, in: named) { return true }
             switch role {
             case .hopByHop, .identity, .forwardedProto, .forwardedHost, .requestID, .forwardingAlias:
-                continue
+                return true
             case .forwardedFor:
-                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
-                continue
+                let text = String(decoding: value, as: UTF8.self)
+                forwardedFor = forwardedFor.map { $0 + ", " + text } ?? text
+                return true
             case .host:
-                if !context.preserveHost { continue }
+                if !context.preserveHost { return true }
             case .authorization:
-                if !context.forwardToken { continue }
+                if !context.forwardToken { return true }
             case .cookie:
                 if !context.forwardToken, let accessCookie = context.accessCookie {
-                    let kept = Self.removingCookie(named: accessCookie, from: value)
-                    if !kept.isEmpty { sink.add(name: name, value: kept) }
-                    continue
+                    let kept = Self.removingCookie(named: accessCookie, from: String(decoding: value, as: UTF8.self))
+                    if !kept.isEmpty { sink.add(name: String(decoding: name, as: UTF8.self), value: kept) }
+                    return true
                 }
             case .clientForwarding:
-                if !context.trustedPeer { continue }
+                if !context.trustedPeer { return true }
             case .expect:
-                if value.lowercased().contains("100-continue") {
+                if ASCII.containsIgnoringCase(value, "100-continue") {
                     facts.expectsContinue = true
-                    continue
+                    return true
                 }
             case .transferEncoding:
                 facts.body = .chunked
@@ -232,15 +236,18 @@ public enum HeaderRewriter {
                 break
             }
             sink.add(name: name, value: value)
+            return true
         }
         if !context.preserveHost { sink.add(name: "Host", value: context.upstreamAuthority) }
         if let identity { Self.writeIdentity(identity, to: &sink) }
         sink.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + context.clientAddress } ?? context.clientAddress)
         sink.add(name: "X-Forwarded-Proto", value: context.scheme)
-        if let clientHost { sink.add(name: "X-Forwarded-Host", value: clientHost) }
         sink.add(name: "X-Request-Id", value: requestID)
         return facts
     }
+
+    /// Written beside the client's first `Host` as it is read (no copy of its value kept).
+    private static let forwardedHostName: StaticString = "X-Forwarded-Host"
 
     /// `Cookie`'s value without the cookie `name` (RFC 6265 §4.2.1: pairs separated by `; `).
     static func removingCookie(named name: String, from value: String) -> String {
@@ -281,20 +288,21 @@ public enum HeaderRewriter {
     /// Writes the response's fields but the hop-by-hop ones (and `Transfer-Encoding` when
     /// `dropTransferEncoding`: the body is relayed without chunks) to `sink`.
     @discardableResult
-    static func writeResponseFields<Sink: HeaderSink>(of headers: HTTPHeaders, dropTransferEncoding: Bool, to sink: inout Sink) -> ResponseFacts {
-        let named = Self.namedByConnection(headers)
+    static func writeResponseFields<Sink: HeaderSink>(of fields: some HTTPFieldReading, dropTransferEncoding: Bool, to sink: inout Sink) -> ResponseFacts {
+        let named = Self.namedByConnection(fields)
         var facts = ResponseFacts()
-        for (name, value) in headers {
-            if !named.isEmpty, Self.isNamed(name, in: named) { continue }
+        fields.forEachField { name, value in
+            if !named.isEmpty, Self.isNamed(name, in: named) { return true }
             switch Self.role(of: name) {
-            case .hopByHop: continue
+            case .hopByHop: return true
             case .transferEncoding:
                 facts.chunked = true
-                if dropTransferEncoding { continue }
+                if dropTransferEncoding { return true }
             case .contentLength: facts.hasLength = true
             default: break
             }
             sink.add(name: name, value: value)
+            return true
         }
         return facts
     }

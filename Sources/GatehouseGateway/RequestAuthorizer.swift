@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 public import GatehouseConfig
 import GatehouseJOSE
+import GatehouseHTTP1
 public import NIOHTTP1
 
 /// Decides, from a request head alone, whether the gateway answers itself or forwards, and with
@@ -42,20 +43,22 @@ public struct RequestAuthorizer: Sendable {
     }
 
     public func decide(_ head: HTTPRequestHead, now: Double) -> Decision {
-        self.decide(head, now: now, cache: nil)
+        self.decide(method: head.method, target: head.uri, fields: head.headers, now: now, cache: nil)
     }
 
     /// Decides with this event loop's verified-token cache (nil: every token is verified) and its
     /// copy of the revoked sessions.
-    func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?, revoked: RevocationList? = nil) -> Decision {
-        if head.method == .CONNECT || head.method == .TRACE { return .respond(.methodNotAllowed, route: nil) }
-        if let refusal = Self.framingRefusal(head.headers) { return .respond(.invalidRequest(refusal), route: nil) }
+    func decide(
+        method: HTTPMethod, target: String, fields: some HTTPFieldReading, now: Double, cache: TokenCache?, revoked: RevocationList? = nil
+    ) -> Decision {
+        if method == .CONNECT || method == .TRACE { return .respond(.methodNotAllowed, route: nil) }
+        if let refusal = Self.framingRefusal(fields) { return .respond(.invalidRequest(refusal), route: nil) }
         let path: RequestPath
-        do { path = try RequestPath(target: head.uri) } catch {
+        do { path = try RequestPath(target: target) } catch {
             return .respond(.invalidRequest(error == .aboveRoot ? "the path climbs above /" : "the request target is not a valid path"), route: nil)
         }
         if path.path == Self.verifyPath || path.path.hasPrefix(Self.verifyPath + "/") {
-            return self.forwardAuth(head, query: path.query, now: now, cache: cache, revoked: revoked)
+            return self.forwardAuth(method: method, fields: fields, query: path.query, now: now, cache: cache, revoked: revoked)
         }
         if let local = self.local, let label = local.route(for: path.path) {
             if let refusal = path.refusal(keepSemicolons: false, keepEncodedSlashes: false) { return .respond(.invalidRequest(refusal), route: label) }
@@ -71,13 +74,11 @@ public struct RequestAuthorizer: Sendable {
             return .respond(.invalidRequest("path parameters would move this path under another route"), route: route.prefix)
         }
         if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
-        if route.allowPreflight, head.method == .OPTIONS, head.headers.contains(name: "origin"),
-            head.headers.contains(name: "access-control-request-method")
-        {
+        if route.allowPreflight, method == .OPTIONS, fields.contains(named: "origin"), fields.contains(named: "access-control-request-method") {
             return .forward(route: route, path: path, identity: nil)
         }
         let needsToken = route.auth == .required || !route.anyRole.isEmpty || !route.allScopes.isEmpty
-        let credentials = Credentials(headers: head.headers, cookie: self.cookie)
+        let credentials = Credentials(fields: fields, cookie: self.cookie)
         switch credentials {
         case .ambiguous:
             return .respond(.invalidRequest("more than one Authorization header"), route: route.prefix)
@@ -86,7 +87,7 @@ public struct RequestAuthorizer: Sendable {
         case .malformed:
             return .respond(.invalidToken(.malformed), route: route.prefix)
         case .bearer(let token), .cookie(let token):
-            if case .cookie = credentials, !self.csrf.admits(method: head.method, headers: head.headers) {
+            if case .cookie = credentials, !self.csrf.admits(method: method, headers: fields) {
                 return .respond(CSRFCheck.refusal, route: route.prefix)
             }
             // A token that is present but bad is refused on optional routes too.
@@ -105,26 +106,30 @@ public struct RequestAuthorizer: Sendable {
     /// What makes a head unfit to forward, in one pass over its fields: a `Content-Length` that is
     /// not a plain number (the decoder already refuses it beside `Transfer-Encoding` and conflicting
     /// lengths), or more than one `Host` (RFC 9112 §3.2: an upstream might read either).
-    static func framingRefusal(_ headers: HTTPHeaders) -> String? {
+    static func framingRefusal(_ fields: some HTTPFieldReading) -> String? {
         var hosts = 0
-        for (name, value) in headers {
-            switch name.utf8.count {
-            case 4 where HeaderRewriter.equalsIgnoringCase(name, "host"):
+        var refusal: String?
+        fields.forEachField { name, value in
+            switch name.count {
+            case 4 where ASCII.equalsIgnoringCase(name, "host"):
                 hosts += 1
-                if hosts > 1 { return "more than one Host header" }
-            case 14 where HeaderRewriter.equalsIgnoringCase(name, "content-length"):
-                if value.isEmpty || !value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return "Content-Length is not a number" }
+                if hosts > 1 { refusal = "more than one Host header" }
+            case 14 where ASCII.equalsIgnoringCase(name, "content-length"):
+                if value.isEmpty || !value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { refusal = "Content-Length is not a number" }
             default:
                 break
             }
+            return refusal == nil
         }
-        return nil
+        return refusal
     }
 
     /// `/auth/verify`, any method: 200 with the identity headers for a valid bearer token,
     /// `?any_role=a,b` and `?all_scopes=x,y` applied; 401/403 as on a route. A token from the
     /// access cookie must pass the CSRF check for the method the proxy asks about.
-    private func forwardAuth(_ head: HTTPRequestHead, query: String?, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Decision {
+    private func forwardAuth(
+        method: HTTPMethod, fields: some HTTPFieldReading, query: String?, now: Double, cache: TokenCache?, revoked: RevocationList?
+    ) -> Decision {
         var anyRole: [String] = []
         var allScopes: [String] = []
         for pair in (query ?? "").split(separator: "&") {
@@ -133,13 +138,13 @@ public struct RequestAuthorizer: Sendable {
             let values = parts[1].split(separator: ",").map(String.init)
             if parts[0] == "any_role" { anyRole += values } else if parts[0] == "all_scopes" { allScopes += values }
         }
-        let credentials = Credentials(headers: head.headers, cookie: self.cookie)
+        let credentials = Credentials(fields: fields, cookie: self.cookie)
         switch credentials {
         case .ambiguous: return .respond(.invalidRequest("more than one Authorization header"), route: Self.verifyPath)
         case .none: return .respond(.missingToken, route: Self.verifyPath)
         case .malformed: return .respond(.invalidToken(.malformed), route: Self.verifyPath)
         case .bearer(let token), .cookie(let token):
-            if case .cookie = credentials, !self.csrf.admitsForwarded(head) {
+            if case .cookie = credentials, !self.csrf.admitsForwarded(method: method, headers: fields) {
                 return .respond(CSRFCheck.refusal, route: Self.verifyPath)
             }
             switch self.access.identity(of: token, now: now, cache: cache, revoked: revoked) {

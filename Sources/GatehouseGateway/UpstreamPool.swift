@@ -1,42 +1,33 @@
 // SPDX-License-Identifier: Apache-2.0
 import NIOCore
+import GatehouseHTTP1
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// One HTTP/1.1 connection to an upstream, and the handler that hands its response parts to
-/// whichever client exchange currently owns it.
-///
-/// `@unchecked Sendable` only so that futures of its own event loop can carry it: it is made,
-/// used and pooled on that loop and never crosses to another.
+/// A connection to an upstream: its channel, and the handler that reads its responses.
 final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
+    /// The pool key: host, port and TLS settings.
     let key: String
     let handler: UpstreamResponseHandler
-    /// The decoder's context: writing through it puts bytes on the socket (and TLS) directly, the
-    /// request having been serialised by the gateway (`HTTPWire`).
+    /// The handler's context: request bytes are written from it.
     let writer: ChannelHandlerContext
-    /// Whether reads are paused because the client cannot take more of the response.
     private var readsPaused = false
 
-    /// Pauses or resumes reading the response; a change of state only (each costs an epoll_ctl).
+    /// Pauses or resumes reading the response (the client is not writable); a change only, since
+    /// each costs an epoll_ctl.
     func setReads(_ on: Bool) {
         guard self.readsPaused == on else { return }
         self.readsPaused = !on
         self.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 
-    /// Writes a serialised request head, after telling the response decoder its method (a
-    /// response to HEAD has no body).
+    /// Writes a request head (serialised by the gateway); a response to HEAD has no body.
     func writeHead(_ head: ByteBuffer, method: HTTPMethod) {
-        self.handler.decoder.write(data: method == .HEAD ? Self.headRequest : method == .CONNECT ? Self.connectRequest : Self.otherRequest)
+        self.handler.expectResponse(toHEAD: method == .HEAD)
         self.writer.write(NIOAny(head), promise: nil)
     }
-
-    /// What the decoder is told: only HEAD and CONNECT change how it reads a response.
-    private static let headRequest = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/"))
-    private static let connectRequest = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "/"))
-    private static let otherRequest = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"))
 
     init(channel: any Channel, key: String, handler: UpstreamResponseHandler, writer: ChannelHandlerContext) {
         self.channel = channel
@@ -46,37 +37,61 @@ final class UpstreamConnection: @unchecked Sendable {
     }
 }
 
-/// What an exchange hears from its upstream connection.
+/// What an upstream connection reports to the exchange using it.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamRead(_ part: HTTPClientResponsePart)
+    func upstreamRead(_ event: HTTP1ResponseEvent)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
+    /// The connection closed, or its bytes were not a valid response, before the response ended.
     func upstreamClosed()
 }
 
-/// The last handler of an upstream pipeline. Confined to its channel's event loop.
+/// The only handler of an upstream connection: parses its responses (`HTTP1ResponseParser`) and
+/// hands them to the delegate, the exchange the connection serves.
 final class UpstreamResponseHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    /// The exchange using the connection; nil while it idles in the pool.
     weak var delegate: (any UpstreamDelegate)?
-    /// Called when the connection closes, so the pool forgets it.
+    /// While pooled: tells the pool the connection is gone.
     var onClose: (() -> Void)?
-    /// The pipeline's response decoder (`UpstreamConnection.writeHead` tells it each method).
-    let decoder: HTTPResponseDecoder
+    private var parser: HTTP1ResponseParser
+    private var input: ByteBuffer?
 
-    init(decoder: HTTPResponseDecoder) {
-        self.decoder = decoder
+    init(limits: HTTP1Limits) {
+        self.parser = HTTP1ResponseParser(limits: limits)
+    }
+
+    func expectResponse(toHEAD: Bool) {
+        self.parser.expectResponse(toHEAD: toHEAD)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        guard let delegate else {
+        var bytes = self.unwrapInboundIn(data)
+        guard self.delegate != nil else {
             // Bytes on an idle connection: the upstream is confused. Drop the connection.
             context.close(promise: nil)
             return
         }
-        delegate.upstreamRead(part)
+        if var input = self.input, input.readableBytes > 0 {
+            input.writeBuffer(&bytes)
+            self.input = input
+        } else {
+            self.input = bytes
+        }
+        while let delegate = self.delegate, var input = self.input {
+            self.input = nil
+            let event: HTTP1ResponseEvent?
+            do { event = try self.parser.next(from: &input) } catch {
+                context.close(promise: nil)
+                return
+            }
+            self.input = input
+            guard let event else { break }
+            delegate.upstreamRead(event)
+        }
+        // Bytes after the response, on a connection back in the pool: not a valid exchange.
+        if self.delegate == nil, let input = self.input, input.readableBytes > 0 { context.close(promise: nil) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -91,6 +106,10 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         self.onClose?()
         self.onClose = nil
+        // A body delimited by the close ends here; anything else was cut short.
+        if let delegate = self.delegate, case .end? = try? self.parser.endOfInput() {
+            delegate.upstreamRead(.end(trailers: nil))
+        }
         self.delegate?.upstreamClosed()
         self.delegate = nil
     }
@@ -108,6 +127,10 @@ final class UpstreamPool {
     private var idle: [String: [UpstreamConnection]] = [:]
     /// At most this many idle connections per upstream on one loop.
     private let maximumIdle: Int
+
+    /// What an upstream's response head may hold: more than a client's request may (upstreams
+    /// set many cookies), still bounded.
+    private let limits = HTTP1Limits(maxHeadBytes: 64 * 1024, maxFieldCount: 256)
 
     init(eventLoop: any EventLoop, maximumIdle: Int = 64) {
         self.eventLoop = eventLoop
@@ -132,18 +155,16 @@ final class UpstreamPool {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: TLSContexts.serverName(host)))
                     }
-                    // No request encoder: the gateway writes requests as bytes (`HTTPWire`).
-                    let decoder = HTTPResponseDecoder()
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
-                    try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler(decoder: decoder))
+                    // The gateway writes requests as bytes (`HTTPWire`) and parses responses itself.
+                    try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler(limits: self.limits))
                 }
             }
             .connect(host: host, port: port)
             .flatMapThrowing { channel in
                 let pipeline = channel.pipeline.syncOperations
                 let handler = try pipeline.handler(type: UpstreamResponseHandler.self)
-                let decoding = try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self)
-                return UpstreamConnection(channel: channel, key: key, handler: handler, writer: decoding)
+                let writer = try pipeline.context(handlerType: UpstreamResponseHandler.self)
+                return UpstreamConnection(channel: channel, key: key, handler: handler, writer: writer)
             }
     }
 

@@ -1,0 +1,610 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
+import GatehouseHTTP1
+import GatehouseJOSE
+import Logging
+import NIOCore
+import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One client connection of the gateway, and its only handler: bytes in, bytes out. It parses
+/// requests itself (`HTTP1RequestParser`), asks `ConnectionStateMachine` what to do at each step and
+/// does it — decide the request (`RequestAuthorizer`), answer it, hand it to the local endpoints or
+/// forward it on a pooled upstream connection of the same event loop, streaming bodies both ways
+/// with back-pressure.
+///
+/// Requests pipelined behind the one in flight stay unparsed in `input` until it ends; the
+/// machine says when to read. Confined to its channel's event loop.
+final class GatewayConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let state: LoopState
+    private let scheme: String
+    private var machine: ConnectionStateMachine
+    private var parser: HTTP1RequestParser
+    /// Bytes read and not yet parsed.
+    private var input: ByteBuffer?
+    private var context: ChannelHandlerContext?
+    /// The peer's address as text, made once per connection (`X-Forwarded-For`, the issuer's
+    /// per-address limits): formatting it costs an `inet_ntop` each time.
+    private var peerAddress: String?
+    /// The peer is one of `trusted_proxies`: its forwarding headers pass.
+    private var peerTrusted = false
+    private var readsOn = true
+
+    /// The exchange in flight: what its access-log line says, and how its bodies are framed.
+    private var log = ExchangeLog()
+    private var method = HTTPMethod.GET
+    private var version = HTTPVersion.http1_1
+    private var responseBody = BodyWriter(framing: .none)
+    private var requestBody = BodyWriter(framing: .none)
+    private var upstream: UpstreamConnection?
+    /// The request for the upstream, serialised, until a connection takes it.
+    private var upstreamRequest: ByteBuffer?
+    /// The request being read for the local endpoints.
+    private var localRequest: LocalRequest?
+
+    init(state: LoopState, scheme: String, timeouts: ConnectionStateMachine.Timeouts, limits: HTTP1Limits) {
+        self.state = state
+        self.scheme = scheme
+        self.machine = ConnectionStateMachine(timeouts: timeouts, now: .now())
+        self.parser = HTTP1RequestParser(limits: limits)
+    }
+
+    private var pool: UpstreamPool { self.state.pool }
+    private var metrics: LoopMetrics { self.state.metrics }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.peerAddress = context.channel.remoteAddress?.ipAddress
+        self.peerTrusted = self.peerAddress.map(self.state.trustedProxies.contains) ?? false
+        self.state.connections[ObjectIdentifier(self)] = self
+        if self.state.draining { self.drain() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.state.connections[ObjectIdentifier(self)] = nil
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.state.connections[ObjectIdentifier(self)] = nil
+        self.machine.closed()
+        self.dropUpstream()
+        self.input = nil
+        context.fireChannelInactive()
+    }
+
+    // MARK: Reading the client
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = self.unwrapInboundIn(data)
+        if self.input == nil || self.input!.readableBytes == 0 {
+            self.input = bytes
+        } else {
+            self.input!.writeBuffer(&bytes)
+        }
+        self.parseInput(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.upstream?.writer.flush()
+        context.fireChannelReadComplete()
+    }
+
+    /// Parses and handles what the machine wants of the input, then sets the reads.
+    private func parseInput(context: ChannelHandlerContext) {
+        while self.machine.wantsInput, self.context != nil, var input = self.input {
+            self.input = nil  // taken out while parsing, so that slicing it does not copy
+            let event: HTTP1RequestEvent?
+            do {
+                event = try self.parser.next(from: &input)
+            } catch {
+                self.input = input
+                self.refuse(error, context: context)
+                break
+            }
+            self.input = input
+            guard let event else { break }
+            self.handle(event, context: context)
+        }
+        if case .idle = self.machine.state, let input = self.input, input.readableBytes > 0 {
+            self.machine.headBytesArrived(now: .now())
+        }
+        self.applyReads(context: context)
+    }
+
+    private func handle(_ event: HTTP1RequestEvent, context: ChannelHandlerContext) {
+        switch event {
+        case .head(let head):
+            self.begin(head, context: context)
+        case .body(let buffer):
+            switch self.machine.requestBodyPart(now: .now()) {
+            case .upstream: if let upstream = self.upstream { self.requestBody.write(buffer, to: upstream.writer) }
+            case .local: self.readLocalBody(buffer, context: context)
+            case .discard: break
+            }
+        case .end:
+            // Request trailers are dropped: an upstream may merge them into the headers.
+            switch self.machine.requestEnded(now: .now()) {
+            case .endUpstreamRequest:
+                if let upstream = self.upstream {
+                    self.requestBody.end(trailers: nil, to: upstream.writer)
+                    upstream.writer.flush()
+                }
+            case .respondLocally: self.respondLocally(context: context)
+            case .readNext, .none: break
+            }
+        }
+    }
+
+    /// Reads are on when the machine wants them; a change of state only, since each costs an epoll_ctl.
+    private func applyReads(context: ChannelHandlerContext) {
+        let on = self.machine.shouldRead(hasBufferedInput: (self.input?.readableBytes ?? 0) > 0)
+        guard on != self.readsOn else { return }
+        self.readsOn = on
+        context.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        self.machine.clientWritabilityChanged(writable, now: .now())
+        // The client cannot take more: stop reading the upstream's response until it can.
+        self.upstream?.setReads(writable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    /// The request's bytes were refused: 431 for a head over the limits, 400 otherwise, when no
+    /// answer has begun, then the connection closes (after a framing error nothing on it can be
+    /// trusted: request smuggling).
+    private func refuse(_ error: HTTP1ParseError, context: ChannelHandlerContext) {
+        let idle: Bool
+        if case .idle = self.machine.state { idle = true } else { idle = false }
+        guard self.machine.abandon() else {
+            context.close(promise: nil)
+            return
+        }
+        if idle {
+            self.method = .GET
+            self.version = .http1_1
+            self.log = ExchangeLog(requestID: HeaderRewriter.makeRequestID())
+        }
+        self.dropUpstream()
+        self.localRequest = nil
+        let answer: GatewayError
+        switch error {
+        case .headTooLarge, .tooManyFields: answer = .headersTooLarge
+        case .unsupportedVersion: answer = .invalidRequest("the request is not valid HTTP/1.1 (unsupported HTTP version)")
+        case .invalid(let reason): answer = .invalidRequest("the request is not valid HTTP/1.1 (\(reason))")
+        }
+        self.log.failure = answer.code
+        self.answer(answer, context: context)
+    }
+
+    // MARK: Deciding a request
+
+    private func begin(_ head: HTTP1RequestHead, context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        self.method = head.method
+        self.version = head.version
+        self.log = ExchangeLog(requestID: HeaderRewriter.requestID(of: head.fields), target: head.target)
+        let decision = self.state.authorizer.decide(
+            method: head.method, target: head.target, fields: head.fields, now: currentTime(), cache: self.state.cache, revoked: self.state.revoked
+        )
+        switch decision {
+        case .respond(let error, let route):
+            self.log.route = route ?? "none"
+            if let reason = error.rejection { self.metrics.countRejection(reason) }
+            if error.rejection == .unknownKeyID { self.state.onUnknownKeyID?() }
+            self.log.failure = error.rejection?.rawValue ?? error.code
+            self.machine.requestHead(keepAlive: head.keepAlive, plan: .answer(closes: error.closesConnection), now: now)
+            self.answer(error, context: context)
+        case .local(let route, let path):
+            self.log.route = route
+            self.beginLocal(head, path: path, now: now, context: context)
+        case .verified(let identity):
+            // Forward-auth: the answer is the identity headers on an empty 200.
+            self.log.route = RequestAuthorizer.verifyPath
+            self.log.userID = identity.userID
+            self.machine.requestHead(keepAlive: head.keepAlive, plan: .answer(closes: false), now: now)
+            var headers = HTTPHeaders()
+            HeaderRewriter.addIdentity(identity, to: &headers)
+            headers.add(name: "Content-Length", value: "0")
+            headers.add(name: "Cache-Control", value: "no-store")
+            self.log.status = 200
+            self.metrics.countRequest(route: self.log.route, status: 200)
+            self.writeHead(.ok, headers: headers, context: context)
+            self.finishResponse(context: context)
+        case .forward(let route, let path, let identity):
+            self.log.route = route.prefix
+            self.log.userID = identity?.userID
+            self.forward(head, route: route, path: path, identity: identity, now: now, context: context)
+        }
+    }
+
+    private func forward(
+        _ head: HTTP1RequestHead, route: RouteConfig, path: RequestPath, identity: Identity?, now: NIODeadline, context: ChannelHandlerContext
+    ) {
+        let upstreamURL = route.upstream
+        let defaultPort = upstreamURL.scheme == "https" ? 443 : 80
+        let authority = upstreamURL.port == defaultPort ? upstreamURL.host : "\(upstreamURL.host):\(upstreamURL.port)"
+        let forwarding = ForwardingContext(
+            clientAddress: self.peerAddress ?? "unknown", scheme: self.scheme,
+            upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken,
+            accessCookie: self.state.authorizer.cookie, trustedPeer: self.peerTrusted
+        )
+        let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
+        var request = HeadWriter(method: head.method, target: target, allocator: context.channel.allocator)
+        let facts = HeaderRewriter.writeRequestFields(
+            of: head.fields, identity: identity, context: forwarding, requestID: self.log.requestID, to: &request
+        )
+        self.upstreamRequest = request.finish()
+        self.requestBody.framing = facts.body
+        self.machine.requestHead(keepAlive: head.keepAlive, plan: .forward(deadline: now + route.timeout.timeAmount), now: now)
+        // The gateway answers `Expect: 100-continue` itself once the request is admitted.
+        if facts.expectsContinue { self.writeContinue(context: context) }
+        // A pooled connection completes at once; a new one takes a round trip, during which the
+        // machine holds the client's reads, so that the body waits in the socket, not in memory.
+        self.pool.acquire(
+            host: upstreamURL.host, port: upstreamURL.port, tls: upstreamURL.scheme == "https" ? self.state.upstreamTLS[route.prefix] : nil,
+            connectTimeout: route.connectTimeout.timeAmount
+        )
+        .assumeIsolated()
+        .whenComplete { result in
+            switch result {
+            case .success(let connection): self.attach(connection, context: context)
+            case .failure: self.upstreamFailed(.badGateway, context: context)
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
+        guard context.channel.isActive, let request = self.upstreamRequest, self.machine.upstreamConnected() else {
+            // The client left, or the exchange already ended (timeout) while connecting.
+            if connection.channel.isActive { self.pool.release(connection) }
+            return
+        }
+        self.upstream = connection
+        self.upstreamRequest = nil
+        self.log.forwardedAt = .now()
+        connection.handler.delegate = self
+        connection.writeHead(request, method: self.method)
+        connection.setReads(context.channel.isWritable)
+        // The body (and the request's end) were left unparsed while connecting.
+        self.parseInput(context: context)
+        connection.writer.flush()
+    }
+
+    /// Called by the loop's sweep with the loop's clock: whatever deadline passed.
+    func sweep(now: NIODeadline) {
+        guard let context = self.context, let expiry = self.machine.expire(now: now) else { return }
+        switch expiry {
+        case .close:
+            context.close(promise: nil)
+        case .bodyStalled:
+            guard self.machine.abandon() else {
+                context.close(promise: nil)
+                return
+            }
+            self.dropUpstream()
+            self.localRequest = nil
+            self.log.failure = GatewayError.requestTimeout.code
+            self.answer(.requestTimeout, context: context)
+            self.applyReads(context: context)
+        case .upstreamTimedOut:
+            self.upstreamFailed(.gatewayTimeout, context: context)
+        }
+    }
+
+    /// The upstream failed before answering: 502 or 504, and its connection is not reused; once
+    /// the response began, the client's connection closes (it sees a truncated body).
+    private func upstreamFailed(_ error: GatewayError, context: ChannelHandlerContext) {
+        self.dropUpstream()
+        guard self.machine.upstreamFailed() else {
+            self.log.failure = "upstream_closed"
+            self.logExchange()
+            context.close(promise: nil)
+            return
+        }
+        self.upstreamRequest = nil
+        self.log.failure = error.code
+        self.answer(error, context: context)
+        self.parseInput(context: context)
+    }
+
+    /// Forgets the upstream connection of an exchange cut short: its state is unknown, so it closes.
+    private func dropUpstream() {
+        if let upstream = self.upstream {
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+            self.upstream = nil
+        }
+    }
+
+    // MARK: Writing the response
+
+    /// Writes one of the gateway's own JSON responses.
+    private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
+        self.log.status = Int(error.status.code)
+        self.metrics.countRequest(route: self.log.route, status: self.log.status)
+        let text = error.body
+        self.writeHead(error.status, headers: error.headers(bodyBytes: text.utf8.count), context: context)
+        var body = context.channel.allocator.buffer(capacity: text.utf8.count)
+        body.writeString(text)
+        self.responseBody.write(body, to: context)
+        self.finishResponse(context: context)
+    }
+
+    /// Writes a response head with a `Content-Length` among `headers`, and the `Connection` field:
+    /// the body goes as is, or not at all when the request was HEAD.
+    private func writeHead(_ status: HTTPResponseStatus, headers: HTTPHeaders, context: ChannelHandlerContext) {
+        var headers = headers
+        if let connection = self.connectionField { headers.add(name: "Connection", value: connection) }
+        self.responseBody.framing = HTTPWire.responseHasBody(status: Int(status.code), requestMethod: self.method) ? .raw : .none
+        context.write(self.wrapOutboundOut(HTTPWire.responseHead(status, headers: headers, allocator: context.channel.allocator)), promise: nil)
+    }
+
+    /// An HTTP/1.0 client: keep-alive only when both sides say so, no chunked bodies.
+    private var isHTTP10: Bool { self.version.major == 1 && self.version.minor == 0 }
+
+    /// What every response says in `Connection`: `close` when the connection ends after it,
+    /// `keep-alive` to an HTTP/1.0 client that keeps it (which would close otherwise).
+    private var connectionField: String? {
+        if self.machine.closesAfterResponse { return "close" }
+        return self.isHTTP10 ? "keep-alive" : nil
+    }
+
+    /// `100 Continue`: the client may send the body.
+    private func writeContinue(context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 25)
+        buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+        context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Ends a response of the gateway's own (not an upstream's, see `upstreamRead`).
+    private func finishResponse(context: ChannelHandlerContext) {
+        self.finishResponse(next: self.machine.responseEnded(now: .now()), trailers: nil, context: context)
+    }
+
+    private func finishResponse(next: ConnectionStateMachine.Next, trailers: HTTP1Fields?, context: ChannelHandlerContext) {
+        self.logExchange()
+        self.responseBody.end(trailers: trailers, to: context)
+        switch next {
+        case .readNext, .awaitRequestEnd:
+            context.flush()
+        case .closeAfterFlush:
+            // Whatever the client pipelined behind a closing response goes unanswered.
+            self.input = nil
+            let channel = context.channel
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// The server is draining: close now if idle, else once the exchange in flight ends (its
+    /// response says `Connection: close`).
+    func drain() {
+        if self.machine.drain() { self.context?.close(promise: nil) }
+    }
+
+    /// Closes the connection whatever it is doing (the grace period is over).
+    func close() {
+        self.context?.close(promise: nil)
+    }
+}
+
+// MARK: Upstream side
+
+extension GatewayConnection: UpstreamDelegate {
+    func upstreamRead(_ event: HTTP1ResponseEvent) {
+        guard let context = self.context, self.upstream != nil else { return }
+        switch event {
+        case .head(let head):
+            // 100 Continue was answered by the gateway; other 1xx are not relayed.
+            if head.status < 200 { return }
+            self.log.status = head.status
+            self.metrics.countRequest(route: self.log.route, status: self.log.status)
+            context.write(self.wrapOutboundOut(self.clientResponseHead(head, allocator: context.channel.allocator)), promise: nil)
+        case .body(let buffer):
+            self.responseBody.write(buffer, to: context)
+        case .end(let trailers):
+            if let forwardedAt = self.log.forwardedAt {
+                let seconds = Double((NIODeadline.now() - forwardedAt).nanoseconds) / 1e9
+                self.log.upstreamSeconds = seconds
+                self.metrics.observeUpstream(route: self.log.route, seconds: seconds)
+            }
+            let (reuse, next) = self.machine.upstreamResponseEnded(now: .now())
+            if let upstream = self.upstream {
+                self.upstream = nil
+                if reuse {
+                    self.pool.release(upstream)
+                } else {
+                    upstream.handler.delegate = nil
+                    upstream.channel.close(promise: nil)
+                }
+            }
+            self.finishResponse(next: next, trailers: trailers, context: context)
+            self.parseInput(context: context)
+        }
+    }
+
+    /// The upstream's response head as the client gets it, and how its body follows. The parser
+    /// hands the body over without its chunk framing; it is framed again, or for an HTTP/1.0 client
+    /// (which cannot read chunks) delimited by closing the connection, as is a body the upstream
+    /// ended by closing.
+    private func clientResponseHead(_ head: HTTP1ResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let oldClient = self.isHTTP10
+        var writer = HeadWriter(status: HTTPResponseStatus(statusCode: head.status), allocator: allocator)
+        let facts = HeaderRewriter.writeResponseFields(of: head.fields, dropTransferEncoding: oldClient, to: &writer)
+        var closesClient = false
+        if !HTTPWire.responseHasBody(status: head.status, requestMethod: self.method) {
+            self.responseBody.framing = .none
+        } else if facts.hasLength && !facts.chunked {
+            self.responseBody.framing = .raw
+        } else if oldClient {
+            self.responseBody.framing = .raw
+            closesClient = true
+        } else {
+            if !facts.chunked { writer.add(name: "Transfer-Encoding", value: "chunked") }
+            self.responseBody.framing = .chunked
+        }
+        self.machine.upstreamResponseHead(reusable: head.keepAlive && head.framing != .untilClose, closesClient: closesClient)
+        if let connection = self.connectionField { writer.add(name: "Connection", value: connection) }
+        return writer.finish()
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        // The upstream cannot take more of the request body: the machine stops reading the client until it can.
+        guard let context = self.context else { return }
+        self.machine.upstreamWritabilityChanged(isWritable, now: .now())
+        if isWritable {
+            // What was held in the client's buffer goes now: no read of the client may come to flush it.
+            self.parseInput(context: context)
+            self.upstream?.writer.flush()
+        } else {
+            self.applyReads(context: context)
+        }
+    }
+
+    func upstreamClosed() {
+        guard let context = self.context, self.upstream != nil else { return }
+        self.upstream = nil
+        self.upstreamFailed(.badGateway, context: context)
+    }
+}
+
+// MARK: Local endpoints (the issuer)
+
+extension GatewayConnection {
+    private func beginLocal(_ head: HTTP1RequestHead, path: RequestPath, now: NIODeadline, context: ChannelHandlerContext) {
+        guard let local = self.state.authorizer.local else { return }
+        self.machine.requestHead(keepAlive: head.keepAlive, plan: .local, now: now)
+        if case .length(let declared) = head.framing, declared > local.maximumBodyBytes {
+            self.refuseLocalBody(context: context)
+            return
+        }
+        if head.expectsContinue { self.writeContinue(context: context) }
+        self.localRequest = LocalRequest(
+            head: head.nioHead, path: path.path, query: path.query, body: context.channel.allocator.buffer(capacity: 0), peerAddress: self.peerAddress
+        )
+    }
+
+    private func readLocalBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard let local = self.state.authorizer.local, var request = self.localRequest else { return }
+        // Taken out while appending, so that the buffer is not copied on write.
+        self.localRequest = nil
+        guard request.body.readableBytes + buffer.readableBytes <= local.maximumBodyBytes else {
+            self.refuseLocalBody(context: context)
+            return
+        }
+        var buffer = buffer
+        request.body.writeBuffer(&buffer)
+        self.localRequest = request
+    }
+
+    /// 413, and the connection closes after it (the rest of the body is not worth reading).
+    private func refuseLocalBody(context: ChannelHandlerContext) {
+        self.localRequest = nil
+        guard self.machine.abandon() else {
+            context.close(promise: nil)
+            return
+        }
+        self.log.failure = "payload_too_large"
+        self.answer(GatewayError(status: .payloadTooLarge, code: "payload_too_large", description: "the request body is over the limit"), context: context)
+    }
+
+    private func respondLocally(context: ChannelHandlerContext) {
+        guard let local = self.state.authorizer.local, let request = self.localRequest else { return }
+        self.localRequest = nil
+        local.respond(to: request, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            guard context.channel.isActive, case .exchange(let exchange) = self.machine.state, exchange.response == .workingLocal else { return }
+            let response: LocalResponse
+            switch result {
+            case .success(let answer): response = answer
+            case .failure:
+                response = LocalResponse(
+                    status: .internalServerError, json: GatewayError(status: .internalServerError, code: "server_error", description: "internal error").body
+                )
+            }
+            self.log.status = Int(response.status.code)
+            self.metrics.countRequest(route: self.log.route, status: self.log.status)
+            var headers = response.headers
+            headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+            self.writeHead(response.status, headers: headers, context: context)
+            if !response.body.isEmpty {
+                var body = context.channel.allocator.buffer(capacity: response.body.count)
+                body.writeBytes(response.body)
+                self.responseBody.write(body, to: context)
+            }
+            self.finishResponse(context: context)
+            self.parseInput(context: context)
+        }
+    }
+}
+
+// MARK: The access log
+
+/// What the access-log line of one exchange says: never the token, never the query.
+struct ExchangeLog {
+    var requestID = ""
+    /// The request target; the log shows its path only (a query may carry secrets).
+    var target = ""
+    /// The matched route's prefix (`none` when no route matched), for the metrics too.
+    var route = "none"
+    var status = 0
+    var forwardedAt: NIODeadline?
+    var upstreamSeconds: Double?
+    var userID: String?
+    var failure: String?
+}
+
+extension GatewayConnection {
+    private func logExchange() {
+        guard let accessLog = self.state.accessLog else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": .string(self.log.requestID), "method": .string(self.method.rawValue),
+            "path": .string(String(self.log.target.prefix { $0 != "?" })), "route": .string(self.log.route),
+            "status": .stringConvertible(self.log.status),
+        ]
+        if let seconds = self.log.upstreamSeconds { metadata["upstream_ms"] = .stringConvertible((seconds * 1e6).rounded() / 1e3) }
+        if let userID = self.log.userID { metadata["user_id"] = .string(userID) }
+        if let failure = self.log.failure { metadata["reason"] = .string(failure) }
+        accessLog.logger.info("request", metadata: metadata)
+    }
+}
+
+@available(*, unavailable)
+extension GatewayConnection: Sendable {}
+
+extension HTTP1RequestHead {
+    /// The head as NIO's type, for the local endpoints (the issuer reads `HTTPHeaders`; not the hot path).
+    var nioHead: HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(self.fields.count)
+        for index in 0..<self.fields.count { headers.add(name: self.fields.name(at: index), value: self.fields.value(at: index)) }
+        return HTTPRequestHead(version: self.version, method: self.method, uri: self.target, headers: headers)
+    }
+}
+
+/// Seconds since the epoch, for token time checks.
+func currentTime() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+import NIOCore
+public import NIOHTTP1
+
+/// Read access to a message's header fields wherever they are held: the gateway's parsed heads
+/// (`HTTP1Fields`, bytes) or NIO's `HTTPHeaders` (the issuer, tests). Names are looked up by a
+/// lower-case `StaticString`, ASCII case-insensitively, so that a lookup allocates nothing.
+public protocol HTTPFieldReading {
+    /// Calls `body` with each field's name and value bytes (the value without surrounding
+    /// whitespace), in order, until it returns false. The bytes are valid during the call only.
+    func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool)
+}
+
+extension HTTPFieldReading {
+    /// The value of the first field called `name`.
+    public func firstValue(named name: StaticString) -> String? {
+        var found: String?
+        self.forEachField { fieldName, value in
+            guard ASCII.equalsIgnoringCase(fieldName, name) else { return true }
+            found = String(decoding: value, as: UTF8.self)
+            return false
+        }
+        return found
+    }
+
+    /// The values of every field called `name`, in order.
+    public func values(named name: StaticString) -> [String] {
+        var found: [String] = []
+        self.forEachField { fieldName, value in
+            if ASCII.equalsIgnoringCase(fieldName, name) { found.append(String(decoding: value, as: UTF8.self)) }
+            return true
+        }
+        return found
+    }
+
+    /// How many fields are called `name`.
+    public func count(named name: StaticString) -> Int {
+        var count = 0
+        self.forEachField { fieldName, _ in
+            if ASCII.equalsIgnoringCase(fieldName, name) { count += 1 }
+            return true
+        }
+        return count
+    }
+
+    public func contains(named name: StaticString) -> Bool {
+        var found = false
+        self.forEachField { fieldName, _ in
+            found = ASCII.equalsIgnoringCase(fieldName, name)
+            return !found
+        }
+        return found
+    }
+}
+
+extension HTTPHeaders: HTTPFieldReading {
+    public func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool) {
+        for (name, value) in self {
+            var name = name
+            var value = value
+            let goOn = name.withUTF8 { name in value.withUTF8 { value in body(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) } }
+            if !goOn { return }
+        }
+    }
+}
+
+extension HTTP1Fields: HTTPFieldReading {
+    public func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool) {
+        self.bytes.withUnsafeReadableBytes { raw in
+            for span in self.spans {
+                let name = UnsafeRawBufferPointer(rebasing: raw[Int(span.nameStart)..<Int(span.nameEnd)])
+                let value = UnsafeRawBufferPointer(rebasing: raw[Int(span.valueStart)..<Int(span.valueEnd)])
+                if !body(name, value) { return }
+            }
+        }
+    }
+}
+
+extension ASCII {
+    /// Equality, ignoring case, with `lowercase`: lower-case letters, digits and `-` (setting the
+    /// 0x20 bit of a byte can only turn it into one of those when it was its upper-case twin or the
+    /// byte itself), without allocating.
+    @inline(__always)
+    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            for index in 0..<expected.count where bytes[index] | 0x20 != expected[index] { return false }
+            return true
+        }
+    }
+
+    /// Whether `bytes` contain `lowercase` anywhere, ignoring case (the same alphabet as above).
+    public static func containsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let length = lowercase.utf8CodeUnitCount
+        guard length <= bytes.count else { return false }
+        for start in 0...(bytes.count - length) where Self.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]), lowercase) {
+            return true
+        }
+        return false
+    }
+
+    /// The bytes without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    public static func trimmingWhitespace(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var start = 0
+        var end = bytes.count
+        while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") { start += 1 }
+        while end > start, bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+    }
+}
