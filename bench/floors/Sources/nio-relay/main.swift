@@ -31,6 +31,8 @@ final class RelayHandler: ChannelDuplexHandler {
     /// A `read()` arrived while the partner could not take more bytes (or did not exist yet).
     private var pendingRead = false
     private var isWritable = true
+    /// channelInactive has run (the handler stays in the pipeline a little longer).
+    private var isClosed = false
 
     init(upstream: SocketAddress?) {
         self.upstream = upstream
@@ -70,7 +72,7 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     private func link(_ peer: RelayHandler) {
-        guard self.context != nil else {
+        guard self.context != nil, !self.isClosed else {
             // The client went away while the upstream connection was being made.
             peer.partnerClosed()
             return
@@ -90,6 +92,7 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.isClosed = true
         let partner = self.partner
         self.partner = nil
         partner?.partner = nil
@@ -130,7 +133,7 @@ final class RelayHandler: ChannelDuplexHandler {
 
     /// The other side is gone: write what is queued, shut down the output, then close.
     private func partnerClosed() {
-        guard let context = self.context else { return }
+        guard let context = self.context, !self.isClosed else { return }
         let channel = context.channel
         let halfClosed = context.eventLoop.makePromise(of: Void.self)
         context.close(mode: .output, promise: halfClosed)
