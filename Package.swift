@@ -6,6 +6,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The per-request path's modules: release builds skip the run-time exclusivity checks (about 3 %
+/// of the gateway's CPU in `perf`, in its handler's and parser's state); debug builds, and so every
+/// test run, keep them and trap on a violation.
+let hotPathSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "gatehouse",
     platforms: [.macOS(.v14)],
@@ -84,7 +89,7 @@ let package = Package(
         .target(
             name: "GatehouseHTTP1",
             dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "GatehouseGateway",
@@ -97,7 +102,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "GatehouseCommands",

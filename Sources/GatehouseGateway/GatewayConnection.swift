@@ -252,19 +252,22 @@ final class GatewayConnection: ChannelInboundHandler {
         self.machine.requestHead(keepAlive: head.keepAlive, plan: .forward(deadline: now + route.timeout.timeAmount), now: now)
         // The gateway answers `Expect: 100-continue` itself once the request is admitted.
         if facts.expectsContinue { self.writeContinue(context: context) }
-        // A pooled connection completes at once; a new one takes a round trip, during which the
+        // A pooled connection is taken at once; a new one takes a round trip, during which the
         // machine holds the client's reads, so that the body waits in the socket, not in memory.
-        self.pool.acquire(
-            host: upstreamURL.host, port: upstreamURL.port, tls: upstreamURL.scheme == "https" ? self.state.upstreamTLS[route.prefix] : nil,
-            connectTimeout: route.connectTimeout.timeAmount
-        )
-        .assumeIsolated()
-        .whenComplete { result in
-            switch result {
-            case .success(let connection): self.attach(connection, context: context)
-            case .failure: self.upstreamFailed(.badGateway, context: context)
-            }
+        let tls = upstreamURL.scheme == "https" ? self.state.upstreamTLS[route.prefix] : nil
+        let key = UpstreamPool.Key(host: upstreamURL.host, port: upstreamURL.port, tls: tls.map(ObjectIdentifier.init))
+        if let connection = self.pool.takeIdle(key) {
+            self.attach(connection, context: context)
+            return
         }
+        self.pool.connect(key, tls: tls, connectTimeout: route.connectTimeout.timeAmount)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let connection): self.attach(connection, context: context)
+                case .failure: self.upstreamFailed(.badGateway, context: context)
+                }
+            }
     }
 
     private func attach(_ connection: UpstreamConnection, context: ChannelHandlerContext) {

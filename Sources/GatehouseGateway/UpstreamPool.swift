@@ -9,7 +9,7 @@ import NIOSSL
 final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
     /// The pool key: host, port and TLS settings.
-    let key: String
+    let key: UpstreamPool.Key
     let handler: UpstreamResponseHandler
     /// The handler's context: request bytes are written from it.
     let writer: ChannelHandlerContext
@@ -29,7 +29,7 @@ final class UpstreamConnection: @unchecked Sendable {
         self.writer.write(NIOAny(head), promise: nil)
     }
 
-    init(channel: any Channel, key: String, handler: UpstreamResponseHandler, writer: ChannelHandlerContext) {
+    init(channel: any Channel, key: UpstreamPool.Key, handler: UpstreamResponseHandler, writer: ChannelHandlerContext) {
         self.channel = channel
         self.key = key
         self.handler = handler
@@ -124,7 +124,7 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
 final class UpstreamPool {
     let eventLoop: any EventLoop
     /// Idle connections by `host:port`, most recently used last.
-    private var idle: [String: [UpstreamConnection]] = [:]
+    private var idle: [Key: [UpstreamConnection]] = [:]
     /// At most this many idle connections per upstream on one loop.
     private let maximumIdle: Int
 
@@ -137,16 +137,28 @@ final class UpstreamPool {
         self.maximumIdle = maximumIdle
     }
 
-    /// An idle connection to `host:port` (over TLS with `tls`), or a new one.
-    func acquire(host: String, port: Int, tls: NIOSSLContext?, connectTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
-        // Connections made with different TLS settings are not interchangeable.
-        let key = tls.map { "\(ObjectIdentifier($0).hashValue)@\(host):\(port)" } ?? "\(host):\(port)"
+    /// Where an upstream connection goes: connections made with different TLS settings are not
+    /// interchangeable. Made without allocating, for every request.
+    struct Key: Hashable {
+        var host: String
+        var port: Int
+        var tls: ObjectIdentifier?
+    }
+
+    /// A pooled idle connection to `key`, if one is still open.
+    func takeIdle(_ key: Key) -> UpstreamConnection? {
         while let connection = self.idle[key]?.popLast() {
             if connection.channel.isActive {
                 connection.handler.onClose = nil
-                return self.eventLoop.makeSucceededFuture(connection)
+                return connection
             }
         }
+        return nil
+    }
+
+    /// A new connection to `key`'s host and port.
+    func connect(_ key: Key, tls: NIOSSLContext?, connectTimeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        let host = key.host
         return ClientBootstrap(group: self.eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -159,7 +171,7 @@ final class UpstreamPool {
                     try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler(limits: self.limits))
                 }
             }
-            .connect(host: host, port: port)
+            .connect(host: host, port: key.port)
             .flatMapThrowing { channel in
                 let pipeline = channel.pipeline.syncOperations
                 let handler = try pipeline.handler(type: UpstreamResponseHandler.self)
