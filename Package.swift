@@ -68,11 +68,23 @@ let package = Package(
             dependencies: ["GatehouseJOSE", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // What the gateway and the issuer share: the local-endpoint interface, credentials, the CSRF
+        // check, the one access-token check (cache, revocations) and the one error response.
+        .target(
+            name: "GatehouseHTTP",
+            dependencies: [
+                "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // register, login, refresh, logout, /users/me, JWKS: endpoints served on the gateway's listener.
         .target(
             name: "GatehouseIssuer",
             dependencies: [
-                "GatehouseJOSE", "GatehouseCrypto", "GatehousePassword", "GatehouseStore", "GatehouseConfig", "GatehouseGateway",
+                "GatehouseJOSE", "GatehouseCrypto", "GatehousePassword", "GatehouseStore", "GatehouseConfig", "GatehouseHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -83,7 +95,7 @@ let package = Package(
         .target(
             name: "GatehouseGateway",
             dependencies: [
-                "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto",
+                "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -96,7 +108,7 @@ let package = Package(
         .target(
             name: "GatehouseCommands",
             dependencies: [
-                "GatehouseCrypto", "GatehouseJOSE", "GatehouseConfig", "GatehouseIssuer", "GatehouseGateway",
+                "GatehouseCrypto", "GatehouseJOSE", "GatehouseConfig", "GatehouseHTTP", "GatehouseIssuer", "GatehouseGateway",
                 "GatehouseStore", "GatehousePassword",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -112,7 +124,7 @@ let package = Package(
         .target(
             name: "GatehouseFuzzHarness",
             dependencies: [
-                "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseGateway",
+                "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseHTTP", "GatehouseGateway",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -140,8 +152,8 @@ let package = Package(
         .testTarget(
             name: "GatehouseIssuerTests",
             dependencies: [
-                "GatehouseIssuer", "GatehouseGateway", "GatehouseConfig", "GatehouseJOSE", "GatehouseStore", "GatehousePassword",
-                "GatehouseCrypto", "GatehouseTestSupport",
+                "GatehouseIssuer", "GatehouseHTTP", "GatehouseGateway", "GatehouseConfig", "GatehouseJOSE", "GatehouseStore",
+                "GatehousePassword", "GatehouseCrypto", "GatehouseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
@@ -173,7 +185,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseGatewayTests",
             dependencies: [
-                "GatehouseGateway", "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseTestSupport",
+                "GatehouseGateway", "GatehouseHTTP", "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import GatehouseConfig
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseIssuer
 import GatehouseJOSE
 import NIOCore

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseConfig
+import GatehouseHTTP
 import GatehouseJOSE
 import Logging
 import NIOCore
@@ -284,7 +285,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     /// Ends the exchange with `error` before its request was read whole; nothing more is read or
     /// forwarded on this connection, which closes after the answer.
-    private func abandonRequest(answering error: GatewayError, context: ChannelHandlerContext) {
+    private func abandonRequest(answering error: HTTPError, context: ChannelHandlerContext) {
         self.dropUpstream()
         self.held.removeAll()
         self.pipelined.removeAll()
@@ -422,7 +423,7 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     /// The upstream failed before answering: 502 or 504, and the connection is not reused.
-    private func failBeforeResponse(_ error: GatewayError, context: ChannelHandlerContext) {
+    private func failBeforeResponse(_ error: HTTPError, context: ChannelHandlerContext) {
         guard self.phase == .connecting || self.phase == .forwarding, !self.responseStarted else { return }
         self.dropUpstream()
         self.failure = error.code
@@ -433,7 +434,7 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     /// Writes one of the gateway's own JSON responses.
-    private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
+    private func answer(_ error: HTTPError, context: ChannelHandlerContext) {
         self.status = Int(error.status.code)
         self.metrics.countRequest(route: self.routeLabel, status: self.status)
         let text = error.body
@@ -619,7 +620,7 @@ extension GatewayHandler {
         self.phase = .answered
         self.failure = "payload_too_large"
         self.answer(
-            GatewayError(status: .payloadTooLarge, code: "payload_too_large", description: "the request body is over the limit"),
+            HTTPError(status: .payloadTooLarge, code: "payload_too_large", description: "the request body is over the limit"),
             context: context
         )
     }
@@ -635,7 +636,7 @@ extension GatewayHandler {
             case .success(let answer): response = answer
             case .failure:
                 response = LocalResponse(
-                    status: .internalServerError, json: GatewayError(status: .internalServerError, code: "server_error", description: "internal error").body
+                    status: .internalServerError, json: HTTPError(status: .internalServerError, code: "server_error", description: "internal error").body
                 )
             }
             self.status = Int(response.status.code)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseCrypto
+public import GatehouseHTTP
 import Synchronization
 public import NIOHTTP1
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import GatehouseConfig
+public import GatehouseHTTP
 import GatehouseJOSE
 public import NIOHTTP1
 
@@ -8,7 +9,7 @@ public import NIOHTTP1
 public struct RequestAuthorizer: Sendable {
     public enum Decision: Sendable {
         /// Answer with `error`; `route` is the matched route's prefix, if any (for the metrics).
-        case respond(GatewayError, route: String?)
+        case respond(HTTPError, route: String?)
         /// Forward to `route`, as `path`, with `identity` (nil: anonymous, no identity headers).
         case forward(route: RouteConfig, path: RequestPath, identity: Identity?)
         /// `/auth/verify` (forward-auth): answer 200 with the identity headers, no body.
@@ -109,10 +110,10 @@ public struct RequestAuthorizer: Sendable {
         var hosts = 0
         for (name, value) in headers {
             switch name.utf8.count {
-            case 4 where HeaderRewriter.equalsIgnoringCase(name, "host"):
+            case 4 where ASCII.equalsIgnoringCase(name, "host"):
                 hosts += 1
                 if hosts > 1 { return "more than one Host header" }
-            case 14 where HeaderRewriter.equalsIgnoringCase(name, "content-length"):
+            case 14 where ASCII.equalsIgnoringCase(name, "content-length"):
                 if value.isEmpty || !value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return "Content-Length is not a number" }
             default:
                 break

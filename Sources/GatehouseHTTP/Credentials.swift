@@ -19,7 +19,7 @@ public enum Credentials: Equatable, Sendable {
     /// access-token cookie.
     public init(headers: HTTPHeaders, cookie: String?) {
         var authorization: String? = nil
-        for (name, value) in headers where HeaderRewriter.equalsIgnoringCase(name, "authorization") {
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "authorization") {
             guard authorization == nil else {
                 self = .ambiguous
                 return
@@ -49,7 +49,7 @@ public enum Credentials: Equatable, Sendable {
     /// Read as bytes: `Character`-wise slicing of the header cost more than the checks.
     private static func fromAuthorization(_ authorization: String) -> Credentials {
         authorization.withUTF8Bytes { bytes in
-            guard bytes.count >= 6, HeaderRewriter.equalsIgnoringCase(UnsafeBufferPointer(rebasing: bytes[..<6]), "bearer"),
+            guard bytes.count >= 6, ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: bytes[..<6]), "bearer"),
                 bytes.count == 6 || bytes[6] == UInt8(ascii: " ")
             else { return .none }
             var start = 6
@@ -103,13 +103,13 @@ public enum Credentials: Equatable, Sendable {
 /// One `name=value` of a `Cookie` header, white space around the name and the value dropped as
 /// servers drop it (Go's net/http trims spaces and tabs): what the gateway reads as its access
 /// cookie is what it removes, and what an upstream would read.
-struct CookiePair {
-    var name: Substring
-    var value: Substring
+package struct CookiePair {
+    package var name: Substring
+    package var value: Substring
     /// The pair as sent, trimmed.
-    var text: Substring
+    package var text: Substring
 
-    static func pairs(of header: String) -> [CookiePair] {
+    package static func pairs(of header: String) -> [CookiePair] {
         header.split(separator: ";").map { part in
             let text = part.trimmingSpaces
             guard let equals = text.firstIndex(of: "=") else { return CookiePair(name: text, value: "", text: text) }
