@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "CGatehouseSQLite", "CGatehouseLibPQ",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
