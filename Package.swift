@@ -64,6 +64,7 @@ let package = Package(
             dependencies: [
                 "CGatehouseSQLite", "CGatehouseLibPQ",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -73,11 +74,23 @@ let package = Package(
             dependencies: ["GatehouseJOSE", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // What the gateway and the issuer share: the local-endpoint interface, credentials, the CSRF
+        // check, the one access-token check (cache, revocations) and the one error response.
+        .target(
+            name: "GatehouseHTTP",
+            dependencies: [
+                "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseHTTP1",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // register, login, refresh, logout, /users/me, JWKS: endpoints served on the gateway's listener.
         .target(
             name: "GatehouseIssuer",
             dependencies: [
-                "GatehouseJOSE", "GatehouseCrypto", "GatehousePassword", "GatehouseStore", "GatehouseConfig", "GatehouseGateway",
+                "GatehouseJOSE", "GatehouseCrypto", "GatehousePassword", "GatehouseStore", "GatehouseConfig", "GatehouseHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -94,7 +107,7 @@ let package = Package(
         .target(
             name: "GatehouseGateway",
             dependencies: [
-                "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseHTTP1",
+                "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseHTTP1", "GatehouseHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -107,7 +120,7 @@ let package = Package(
         .target(
             name: "GatehouseCommands",
             dependencies: [
-                "GatehouseCrypto", "GatehouseJOSE", "GatehouseConfig", "GatehouseIssuer", "GatehouseGateway",
+                "GatehouseCrypto", "GatehouseJOSE", "GatehouseConfig", "GatehouseHTTP", "GatehouseIssuer", "GatehouseGateway",
                 "GatehouseStore", "GatehousePassword",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -123,7 +136,7 @@ let package = Package(
         .target(
             name: "GatehouseFuzzHarness",
             dependencies: [
-                "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseGateway",
+                "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseHTTP", "GatehouseGateway",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -151,8 +164,8 @@ let package = Package(
         .testTarget(
             name: "GatehouseIssuerTests",
             dependencies: [
-                "GatehouseIssuer", "GatehouseGateway", "GatehouseConfig", "GatehouseJOSE", "GatehouseStore", "GatehousePassword",
-                "GatehouseCrypto", "GatehouseTestSupport",
+                "GatehouseIssuer", "GatehouseHTTP", "GatehouseGateway", "GatehouseConfig", "GatehouseJOSE", "GatehouseStore",
+                "GatehousePassword", "GatehouseCrypto", "GatehouseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
@@ -184,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseGatewayTests",
             dependencies: [
-                "GatehouseGateway", "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseTestSupport",
+                "GatehouseGateway", "GatehouseHTTP", "GatehouseJOSE", "GatehouseConfig", "GatehouseCrypto", "GatehouseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -2,6 +2,7 @@
 import ArgumentParser
 import GatehouseConfig
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseIssuer
 import GatehouseStore
 import NIOCore

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import GatehouseConfig
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseIssuer
 import GatehouseJOSE
 import NIOCore
@@ -61,6 +62,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         guard let group else { throw ExitCode(1) }
+        // Background events (JWKS fetches, revocation feeds) in the access log's format, on
+        // standard error, from here on.
+        let log = ServeLog(self.logFormat ?? config.logFormat)
+        EventLogHandler.bootstrap(format: log.format)
 
         let feeds = RevocationFeeds(config: config)
         var issuer: Issuer?
@@ -84,7 +89,6 @@ struct ServeCommand: AsyncParsableCommand {
         // Every revocation still relevant is loaded before the listener answers.
         await feeds.waitUntilLoaded(timeout: config.verify.jwksStartupTimeout)
 
-        let log = ServeLog(self.logFormat ?? config.logFormat)
         let server: GatewayServer
         let admin: any Channel
         do {

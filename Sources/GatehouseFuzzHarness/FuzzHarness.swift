@@ -2,6 +2,7 @@
 import GatehouseConfig
 import GatehouseCrypto
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseJOSE
 import NIOHTTP1
 #if canImport(Glibc)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 import Dispatch
-import Logging
+public import Logging
 import NIOCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -115,24 +116,29 @@ struct LineHandler: LogHandler, @unchecked Sendable {
     func log(event: LogEvent) {
         // The access log passes all its fields per call: merge only when the handler has its own.
         let merged = self.metadata.isEmpty ? event.metadata ?? [:] : self.metadata.merging(event.metadata ?? [:]) { $1 }
-        if self.format == .text {
-            self.log.append(Array(Self.textLine(time: self.timestamp(), message: event.message.description, merged).utf8))
-            return
+        let line: String
+        switch self.format {
+        case .text: line = Self.textLine(time: self.timestamp(), message: event.message.description, merged)
+        case .json: line = Self.jsonLine(time: self.timestamp(), level: event.level, message: event.message.description, merged)
         }
-        var line = "{\"time\":\"" + self.timestamp() + "\",\"level\":\"" + event.level.rawValue + "\",\"msg\":"
-        Self.appendString(event.message.description, to: &line)
-        for key in merged.keys.sorted() {
+        self.log.append(Array(line.utf8))
+    }
+
+    /// `{"time", "level", "msg", then the metadata in key order}`: one JSON object and a newline.
+    static func jsonLine(time: String, level: Logger.Level, message: String, _ metadata: Logger.Metadata) -> String {
+        var line = "{\"time\":\"" + time + "\",\"level\":\"" + level.rawValue + "\",\"msg\":"
+        Self.appendString(message, to: &line)
+        for key in metadata.keys.sorted() {
             line += ","
             Self.appendString(key, to: &line)
             line += ":"
-            switch merged[key]! {
+            switch metadata[key]! {
             case .stringConvertible(let value): line += value.description
             case .string(let value): Self.appendString(value, to: &line)
-            default: Self.appendString("\(merged[key]!)", to: &line)
+            default: Self.appendString("\(metadata[key]!)", to: &line)
             }
         }
-        line += "}\n"
-        self.log.append(Array(line.utf8))
+        return line + "}\n"
     }
 
     /// `time msg key=value …`: what a person reads at a terminal.
@@ -191,4 +197,71 @@ final class SecondPrefix {
         return self.text
     }
 
+}
+
+/// swift-log's handler for everything but the access log — JWKS fetches and their recoveries,
+/// revocation feeds failing and reconnecting, refused keys — on standard error, one line per event
+/// in the access log's format: a JSON object (`time`, `level`, `msg`, `logger`, then the event's
+/// fields) or, for a person at a terminal, `time level msg key=value …`.
+public struct EventLogHandler: LogHandler {
+    public let label: String
+    public let format: AccessLogSink.Format
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let write: @Sendable (String) -> Void
+
+    public init(label: String, format: AccessLogSink.Format, write: @escaping @Sendable (String) -> Void = EventLogHandler.standardError) {
+        self.label = label
+        self.format = format
+        self.write = write
+    }
+
+    private static let bootstrapped = Mutex(false)
+
+    /// Makes this the process's swift-log handler (`serve` calls it once it knows `log_format`);
+    /// later calls change nothing, since swift-log can be bootstrapped only once.
+    public static func bootstrap(format: AccessLogSink.Format) {
+        let first = Self.bootstrapped.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        LoggingSystem.bootstrap { label in EventLogHandler(label: label, format: format) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        fields["logger"] = .string(self.label)
+        let time = Self.timestamp()
+        switch self.format {
+        case .json:
+            self.write(LineHandler.jsonLine(time: time, level: event.level, message: event.message.description, fields))
+        case .text:
+            self.write(LineHandler.textLine(time: time, message: event.level.rawValue + " " + event.message.description, fields))
+        }
+    }
+
+    /// One `write` per line, so that lines from several threads do not interleave.
+    public static let standardError: @Sendable (String) -> Void = { line in
+        var bytes = Array(line.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            guard written > 0 else { return }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    private static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let milliseconds = Int(now.tv_nsec / 1_000_000)
+        let millis = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
+        return SecondPrefix().prefix(for: Int(now.tv_sec)) + "." + millis + "Z"
+    }
 }

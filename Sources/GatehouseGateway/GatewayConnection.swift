@@ -1,15 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseConfig
+import GatehouseHTTP
 import GatehouseHTTP1
 import GatehouseJOSE
 import Logging
 import NIOCore
 import NIOHTTP1
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// One client connection of the gateway, and its only handler: bytes in, bytes out. It parses
 /// requests itself (`HTTP1RequestParser`), asks `ConnectionStateMachine` what to do at each step and
@@ -180,7 +176,7 @@ final class GatewayConnection: ChannelInboundHandler {
         }
         self.dropUpstream()
         self.localRequest = nil
-        let answer: GatewayError
+        let answer: HTTPError
         switch error {
         case .headTooLarge, .tooManyFields: answer = .headersTooLarge
         case .unsupportedVersion: answer = .invalidRequest("the request is not valid HTTP/1.1 (unsupported HTTP version)")
@@ -300,7 +296,7 @@ final class GatewayConnection: ChannelInboundHandler {
             }
             self.dropUpstream()
             self.localRequest = nil
-            self.log.failure = GatewayError.requestTimeout.code
+            self.log.failure = HTTPError.requestTimeout.code
             self.answer(.requestTimeout, context: context)
             self.applyReads(context: context)
         case .upstreamTimedOut:
@@ -310,7 +306,7 @@ final class GatewayConnection: ChannelInboundHandler {
 
     /// The upstream failed before answering: 502 or 504, and its connection is not reused; once
     /// the response began, the client's connection closes (it sees a truncated body).
-    private func upstreamFailed(_ error: GatewayError, context: ChannelHandlerContext) {
+    private func upstreamFailed(_ error: HTTPError, context: ChannelHandlerContext) {
         self.dropUpstream()
         guard self.machine.upstreamFailed() else {
             self.log.failure = "upstream_closed"
@@ -336,7 +332,7 @@ final class GatewayConnection: ChannelInboundHandler {
     // MARK: Writing the response
 
     /// Writes one of the gateway's own JSON responses.
-    private func answer(_ error: GatewayError, context: ChannelHandlerContext) {
+    private func answer(_ error: HTTPError, context: ChannelHandlerContext) {
         self.log.status = Int(error.status.code)
         self.metrics.countRequest(route: self.log.route, status: self.log.status)
         let text = error.body
@@ -529,7 +525,7 @@ extension GatewayConnection {
             return
         }
         self.log.failure = "payload_too_large"
-        self.answer(GatewayError(status: .payloadTooLarge, code: "payload_too_large", description: "the request body is over the limit"), context: context)
+        self.answer(HTTPError(status: .payloadTooLarge, code: "payload_too_large", description: "the request body is over the limit"), context: context)
     }
 
     private func respondLocally(context: ChannelHandlerContext) {
@@ -542,7 +538,7 @@ extension GatewayConnection {
             case .success(let answer): response = answer
             case .failure:
                 response = LocalResponse(
-                    status: .internalServerError, json: GatewayError(status: .internalServerError, code: "server_error", description: "internal error").body
+                    status: .internalServerError, json: HTTPError(status: .internalServerError, code: "server_error", description: "internal error").body
                 )
             }
             self.log.status = Int(response.status.code)
@@ -603,11 +599,4 @@ extension HTTP1RequestHead {
         for index in 0..<self.fields.count { headers.add(name: self.fields.name(at: index), value: self.fields.value(at: index)) }
         return HTTPRequestHead(version: self.version, method: self.method, uri: self.target, headers: headers)
     }
-}
-
-/// Seconds since the epoch, for token time checks.
-func currentTime() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

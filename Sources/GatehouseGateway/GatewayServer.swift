@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import GatehouseConfig
+public import GatehouseHTTP
 public import GatehouseJOSE
 public import NIOCore
 import NIOConcurrencyHelpers

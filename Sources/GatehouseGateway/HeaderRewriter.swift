@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseCrypto
 import GatehouseHTTP1
+public import GatehouseHTTP
 import Synchronization
 public import NIOHTTP1
 

@@ -93,6 +93,9 @@ final class JWKSRefresher: @unchecked Sendable {
             self.readiness.withLockedValue { $0 = true }
             return document.maxAge ?? Self.defaultMaxAge
         }.map { maxAge in
+            if self.failures > 0 {
+                Self.logger.info("JWKS fetch recovered", metadata: ["url": "\(self.url)", "failures": "\(self.failures)"])
+            }
             self.failures = 0
             self.refreshes.ok += 1
             // max-age is the endpoint's number: kept between a second and a day.

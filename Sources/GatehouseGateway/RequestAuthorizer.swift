@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import GatehouseConfig
+public import GatehouseHTTP
 import GatehouseJOSE
 import GatehouseHTTP1
 public import NIOHTTP1
@@ -9,7 +10,7 @@ public import NIOHTTP1
 public struct RequestAuthorizer: Sendable {
     public enum Decision: Sendable {
         /// Answer with `error`; `route` is the matched route's prefix, if any (for the metrics).
-        case respond(GatewayError, route: String?)
+        case respond(HTTPError, route: String?)
         /// Forward to `route`, as `path`, with `identity` (nil: anonymous, no identity headers).
         case forward(route: RouteConfig, path: RequestPath, identity: Identity?)
         /// `/auth/verify` (forward-auth): answer 200 with the identity headers, no body.

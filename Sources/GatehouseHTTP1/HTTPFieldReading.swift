@@ -108,3 +108,30 @@ extension ASCII {
         return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
     }
 }
+
+extension ASCII {
+    /// `name` equals the lower-case `lowercase` in any casing.
+    public static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
+        name.withUTF8Bytes { Self.equalsIgnoringCase(UnsafeRawBufferPointer($0), lowercase) }
+    }
+}
+
+extension String {
+    /// The UTF-8 bytes in one piece: no copy for a native string.
+    @inline(__always)
+    public func withUTF8Bytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = self.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = self
+        return copy.withUTF8(body)
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    public var trimmingSpaces: Substring {
+        var slice = self
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return slice
+    }
+}

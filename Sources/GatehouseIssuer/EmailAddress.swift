@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-import GatehouseGateway
+import GatehouseHTTP1
+import GatehouseHTTP
 
 /// A configuration or start-up problem of the issuer, in one sentence.
 public struct IssuerSetupError: Error, CustomStringConvertible {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 public import GatehouseConfig
 import GatehouseCrypto
-public import GatehouseGateway
+public import GatehouseHTTP
 import GatehouseJOSE
 import GatehousePassword
 public import GatehouseStore
@@ -13,7 +13,7 @@ import Glibc
 
 /// The issuer: accounts, sessions and tokens. Argon2 runs on `hashPool`, every database call on
 /// `databasePool`, so that refreshes never wait behind hashes and no event loop ever blocks.
-/// Each operation returns a future on the caller's event loop; failures are `IssuerError`s.
+/// Each operation returns a future on the caller's event loop; failures are `HTTPError`s.
 public final class Issuer: Sendable {
     /// Longer passwords are refused before any hashing (422).
     public static let maximumPasswordBytes = 1024
@@ -136,10 +136,10 @@ public final class Issuer: Sendable {
     func register(
         email rawEmail: String, password: String, name: String?, peer: String? = nil, forwardedFor: [String] = [], on eventLoop: any EventLoop
     ) -> EventLoopFuture<Issued> {
-        guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(IssuerError.invalidEmail) }
+        guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(HTTPError.invalidEmail) }
         let passwordBytes = Array(password.utf8)
         guard (self.config.passwordMinLength...Self.maximumPasswordBytes).contains(passwordBytes.count) else {
-            return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
+            return eventLoop.makeFailedFuture(HTTPError.weakPassword(minimum: self.config.passwordMinLength))
         }
         let addressKey = self.addressLimitKey(peer: peer, forwardedFor: forwardedFor)
         let window = self.loginLimitWindow
@@ -154,7 +154,7 @@ public final class Issuer: Sendable {
                         user = try self.store.createUser(email: email, name: name, passwordHash: hash, role: self.config.defaultRole, now: now)
                     } catch let error as StoreError where error.kind == .uniqueViolation {
                         try self.store.recordLoginFailure(keys: [addressKey], window: window, now: now)
-                        throw IssuerError.emailTaken
+                        throw HTTPError.emailTaken
                     }
                     return try self.startSession(for: user, now: now)
                 }
@@ -167,10 +167,10 @@ public final class Issuer: Sendable {
     /// `failures`. Only then is the password checked. A wrong one turns the slot into a failure (of
     /// the email and of the address), a right one releases it and clears the email's failures.
     func login(email rawEmail: String, password: String, peer: String?, forwardedFor: [String], on eventLoop: any EventLoop) -> EventLoopFuture<Issued> {
-        guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(IssuerError.invalidEmail) }
+        guard let email = EmailAddress.normalize(rawEmail) else { return eventLoop.makeFailedFuture(HTTPError.invalidEmail) }
         let passwordBytes = Array(password.utf8)
         guard passwordBytes.count <= Self.maximumPasswordBytes else {
-            return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
+            return eventLoop.makeFailedFuture(HTTPError.weakPassword(minimum: self.config.passwordMinLength))
         }
         let emailKey = Self.emailLimitKey(email)
         let addressKey = self.addressLimitKey(peer: peer, forwardedFor: forwardedFor)
@@ -201,11 +201,11 @@ public final class Issuer: Sendable {
                 let now = Self.nowMilliseconds()
                 guard outcome.matched, let credentials else {
                     try self.store.finishLoginSlot(id: slot, key: emailKey, failed: true, alsoFailing: [addressKey], window: window, now: now)
-                    throw IssuerError.invalidCredentials
+                    throw HTTPError.invalidCredentials
                 }
                 try self.store.finishLoginSlot(id: slot, key: emailKey, failed: false, window: window, now: now)
                 if let rehash = outcome.rehash { try self.store.setPasswordHash(userID: credentials.id, rehash) }
-                guard let user = try self.store.user(id: credentials.id) else { throw IssuerError.invalidCredentials }
+                guard let user = try self.store.user(id: credentials.id) else { throw HTTPError.invalidCredentials }
                 return try self.startSession(for: user, now: now)
             }
         }.flatMapError { error in self.releasingSlot(slot, after: error, on: eventLoop) }
@@ -220,7 +220,7 @@ public final class Issuer: Sendable {
         if let wait = try self.store.takeLoginSlot(
             key: key, id: slot, limit: self.config.loginLimitFailures, window: self.loginLimitWindow, lifetime: Self.loginSlotLifetime, now: now
         ) {
-            throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000))
+            throw HTTPError.rateLimited(retryAfter: Int((wait + 999) / 1000))
         }
     }
 
@@ -228,7 +228,7 @@ public final class Issuer: Sendable {
     /// database gone, …), gives its slot back (if it took one) and fails with `error`. The slot
     /// would expire anyway; giving it back keeps the next attempt from a needless 429.
     private func releasingSlot<T: Sendable>(_ slot: String, after error: any Error, on eventLoop: any EventLoop) -> EventLoopFuture<T> {
-        if let known = error as? IssuerError, known.code == "invalid_credentials" || known.code == "rate_limited" {
+        if let known = error as? HTTPError, known.code == "invalid_credentials" || known.code == "rate_limited" {
             return eventLoop.makeFailedFuture(error)
         }
         return self.database(on: eventLoop) { try self.store.releaseLoginSlot(id: slot) }
@@ -278,7 +278,7 @@ public final class Issuer: Sendable {
     private func refuseIfBlocked(_ keys: [String], now: Int64) throws {
         let limit = self.config.loginLimitFailures
         let waits = try keys.compactMap { try self.store.loginBlocked(key: $0, limit: limit, window: self.loginLimitWindow, now: now) }
-        if let wait = waits.max() { throw IssuerError.rateLimited(retryAfter: Int((wait + 999) / 1000)) }
+        if let wait = waits.max() { throw HTTPError.rateLimited(retryAfter: Int((wait + 999) / 1000)) }
     }
 
     /// A new session and its first tokens (on the database pool).
@@ -313,13 +313,13 @@ public final class Issuer: Sendable {
             let seconds = now / 1000
             switch outcome {
             case .rotated(let userID), .replayed(let userID):
-                guard let user = try self.store.user(id: userID) else { throw IssuerError.invalidGrant("the user no longer exists") }
+                guard let user = try self.store.user(id: userID) else { throw HTTPError.invalidGrant("the user no longer exists") }
                 return Issued(tokens: try self.minter.tokens(for: user, sessionID: claims.sessionID, refreshID: next, now: seconds), user: user)
             case .reused:
                 self.announce([claims.sessionID], now: now)
-                throw IssuerError.invalidGrant("the refresh token was already used; the session is revoked")
+                throw HTTPError.invalidGrant("the refresh token was already used; the session is revoked")
             case .invalid:
-                throw IssuerError.invalidGrant("the session is revoked or expired")
+                throw HTTPError.invalidGrant("the session is revoked or expired")
             }
         }
     }
@@ -364,16 +364,16 @@ public final class Issuer: Sendable {
         }
         let currentBytes = Array(current.utf8)
         let newBytes = Array(new.utf8)
-        guard currentBytes.count <= Self.maximumPasswordBytes else { return eventLoop.makeFailedFuture(IssuerError.invalidCredentials) }
+        guard currentBytes.count <= Self.maximumPasswordBytes else { return eventLoop.makeFailedFuture(HTTPError.invalidCredentials) }
         guard (self.config.passwordMinLength...Self.maximumPasswordBytes).contains(newBytes.count) else {
-            return eventLoop.makeFailedFuture(IssuerError.weakPassword(minimum: self.config.passwordMinLength))
+            return eventLoop.makeFailedFuture(HTTPError.weakPassword(minimum: self.config.passwordMinLength))
         }
         let parameters = self.argon2
         let window = self.loginLimitWindow
         let slot = TokenMinter.randomID()
         return self.database(on: eventLoop) { () throws -> (stored: String, emailKey: String) in
             guard let user = try self.store.user(id: claims.userID), let credentials = try self.store.credentials(email: user.email) else {
-                throw IssuerError.invalidToken("the user no longer exists")
+                throw HTTPError.invalidToken(description: "the user no longer exists")
             }
             // The login limit's slot, as at login: parallel guesses cannot outrun the limit here either.
             let emailKey = Self.emailLimitKey(user.email)
@@ -389,7 +389,7 @@ public final class Issuer: Sendable {
                 let now = Self.nowMilliseconds()
                 guard let hash else {
                     try self.store.finishLoginSlot(id: slot, key: emailKey, failed: true, window: window, now: now)
-                    throw IssuerError.invalidCredentials
+                    throw HTTPError.invalidCredentials
                 }
                 try self.store.finishLoginSlot(id: slot, key: emailKey, failed: false, window: window, now: now)
                 try self.store.setPasswordHash(userID: claims.userID, hash)
@@ -424,19 +424,19 @@ public final class Issuer: Sendable {
         case .failure(let error): return eventLoop.makeFailedFuture(error)
         }
         return self.database(on: eventLoop) {
-            guard let user = try self.store.user(id: userID) else { throw IssuerError.invalidToken("the user no longer exists") }
+            guard let user = try self.store.user(id: userID) else { throw HTTPError.invalidToken(description: "the user no longer exists") }
             return user
         }
     }
 
     /// The user and session of an access token (`AccessCheck`: cached, refused when revoked).
-    private func verifyAccess(_ token: String) -> Result<(userID: Int64, sessionID: String?), IssuerError> {
+    private func verifyAccess(_ token: String) -> Result<(userID: Int64, sessionID: String?), HTTPError> {
         switch self.accessCheck.identity(of: token, now: Double(Self.nowMilliseconds()) / 1000, cache: self.accessCache, revocations: self.revocations) {
         case .failure(let error):
-            return .failure(.invalidToken(error.reason.rawValue))
+            return .failure(.invalidToken(description: error.reason.rawValue))
         case .success(let identity):
             // The issuer's tokens carry a numeric `user_id`, which `Identity` holds as its text.
-            guard let id = Int64(identity.userID) else { return .failure(.invalidToken(RejectionReason.missingClaim.rawValue)) }
+            guard let id = Int64(identity.userID) else { return .failure(.invalidToken(description: RejectionReason.missingClaim.rawValue)) }
             return .success((id, identity.sessionID))
         }
     }
@@ -445,7 +445,7 @@ public final class Issuer: Sendable {
     public var accessCacheCounts: (hits: Int, misses: Int) { self.accessCache?.counts ?? (0, 0) }
 
     /// The session, token id and user of a verified refresh token.
-    private func verifyRefresh(_ token: String) -> Result<(sessionID: String, tokenID: String, userID: Int64), IssuerError> {
+    private func verifyRefresh(_ token: String) -> Result<(sessionID: String, tokenID: String, userID: Int64), HTTPError> {
         let now = Double(Self.nowMilliseconds()) / 1000
         var reasons: [RejectionReason] = []
         for verifier in self.refreshVerifiers {
@@ -475,8 +475,8 @@ public final class Issuer: Sendable {
     private func database<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
         self.databasePool.run(on: eventLoop, work).flatMapErrorThrowing { error in
             switch error {
-            case is BlockingPool.Saturated: throw IssuerError.busy
-            case let error as StoreError where error.kind == .unavailable: throw IssuerError.databaseDown
+            case is BlockingPool.Saturated: throw HTTPError.busy
+            case let error as StoreError where error.kind == .unavailable: throw HTTPError.databaseDown
             default: throw error
             }
         }
@@ -495,7 +495,7 @@ struct HashJob<T: Sendable> {
 
     func on(_ eventLoop: any EventLoop) -> EventLoopFuture<T> {
         self.pool.run(on: eventLoop, self.work).flatMapErrorThrowing { error in
-            if error is BlockingPool.Saturated { throw IssuerError.busy }
+            if error is BlockingPool.Saturated { throw HTTPError.busy }
             throw error
         }
     }

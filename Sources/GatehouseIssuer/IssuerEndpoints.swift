@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+import GatehouseHTTP1
 import GatehouseConfig
-public import GatehouseGateway
+public import GatehouseHTTP
 import GatehouseJOSE
 import GatehouseStore
 public import NIOCore
@@ -86,7 +87,7 @@ public struct IssuerEndpoints: LocalEndpoints {
         case "/users/me":
             guard method == .GET else { return eventLoop.makeSucceededFuture(Self.methodNotAllowed("GET")) }
             guard let token = self.accessCredentials(request.head.headers).token else {
-                return eventLoop.makeSucceededFuture(Self.response(for: .invalidToken("no bearer token"), challenge: "Bearer"))
+                return eventLoop.makeSucceededFuture(LocalResponse(error: .missingToken))
             }
             answer = self.issuer.currentUser(accessToken: token, on: eventLoop).map { user in
                 var json = Self.userJSON(user)
@@ -105,23 +106,20 @@ public struct IssuerEndpoints: LocalEndpoints {
             } else {
                 switch Self.jsonBody(request) {
                 case .success(let object): body = object
-                case .failure(let error): return eventLoop.makeSucceededFuture(Self.response(for: error))
+                case .failure(let error): return eventLoop.makeSucceededFuture(LocalResponse(error: error))
                 }
             }
             answer = self.post(request.path, body: body, request: request, on: eventLoop)
         default:
-            return eventLoop.makeSucceededFuture(Self.response(for: .notFound))
+            return eventLoop.makeSucceededFuture(LocalResponse(error: .noIssuerEndpoint))
         }
         return answer.recover { error in
-            guard let error = error as? IssuerError else {
-                return Self.response(for: IssuerError(status: .internalServerError, code: "server_error", description: "internal error"))
-            }
-            return Self.errorResponse(error)
+            LocalResponse(error: error as? HTTPError ?? .serverError)
         }
     }
 
     private func post(_ path: String, body: JSONObject, request: LocalRequest, on eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        func string(_ name: String) -> Result<String, IssuerError> {
+        func string(_ name: String) -> Result<String, HTTPError> {
             guard let value = body[name]?.stringValue else { return .failure(.invalidRequest("\(name) must be a string")) }
             return .success(value)
         }
@@ -134,7 +132,7 @@ public struct IssuerEndpoints: LocalEndpoints {
                 switch body["name"] {
                 case nil, .null?: name = nil
                 case .string(let value)?: name = value
-                default: throw IssuerError.invalidRequest("name must be a string or null")
+                default: throw HTTPError.invalidRequest("name must be a string or null")
                 }
                 return self.issuer.register(
                     email: email, password: password, name: name, peer: request.peerAddress,
@@ -167,7 +165,7 @@ public struct IssuerEndpoints: LocalEndpoints {
                 return self.issuer.logout(token: try self.refreshToken(body, request.head), on: eventLoop).map { self.loggedOut }
             }
         } catch {
-            return eventLoop.makeSucceededFuture(Self.errorResponse(error as? IssuerError ?? .invalidRequest("bad request")))
+            return eventLoop.makeSucceededFuture(LocalResponse(error: error as? HTTPError ?? .invalidRequest("bad request")))
         }
     }
 
@@ -175,15 +173,14 @@ public struct IssuerEndpoints: LocalEndpoints {
     /// `issuer.revocation_secret` (absent: the endpoint does not exist). Answers up to 10 000
     /// revocations after the cursor, oldest first: `{"cursor", "revocations": [{"sid", "exp"}], "more"}`.
     private func revocations(_ request: LocalRequest, on eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        guard let secret = self.issuer.config.revocationSecret else { return eventLoop.makeSucceededFuture(Self.response(for: .notFound)) }
+        guard let secret = self.issuer.config.revocationSecret else { return eventLoop.makeSucceededFuture(LocalResponse(error: .noIssuerEndpoint)) }
         guard let presented = Self.bearerToken(request.head.headers), Self.constantTimeEquals(presented, secret) else {
-            let error = IssuerError.invalidToken("the revocation feed needs the issuer's revocation_secret")
-            return eventLoop.makeSucceededFuture(Self.response(for: error, challenge: "Bearer error=\"invalid_token\""))
+            return eventLoop.makeSucceededFuture(LocalResponse(error: .revocationSecretRequired))
         }
         var cursor: Int64 = 0
         for pair in (request.query ?? "").split(separator: "&") where pair.hasPrefix("since=") {
             guard let value = Int64(pair.dropFirst("since=".count)), value >= 0 else {
-                return eventLoop.makeSucceededFuture(Self.response(for: .invalidRequest("since must be a cursor this endpoint returned")))
+                return eventLoop.makeSucceededFuture(LocalResponse(error: .invalidRequest("since must be a cursor this endpoint returned")))
             }
             cursor = value
         }
@@ -212,29 +209,29 @@ public struct IssuerEndpoints: LocalEndpoints {
     }
 
     /// The access token of a POST, or 401 `invalid_token`; from a cookie only with CSRF proof.
-    private func requiredAccessToken(_ head: HTTPRequestHead) throws(IssuerError) -> String {
+    private func requiredAccessToken(_ head: HTTPRequestHead) throws(HTTPError) -> String {
         let credentials = self.accessCredentials(head.headers)
-        guard let token = credentials.token else { throw IssuerError.invalidToken("no bearer token") }
+        guard let token = credentials.token else { throw HTTPError.invalidToken(description: "no bearer token") }
         if case .cookie = credentials { try self.checkCSRF(head) }
         return token
     }
 
     /// `refresh_token` from the body, else (browser mode) from its cookie, with CSRF proof.
-    private func refreshToken(_ body: JSONObject, _ head: HTTPRequestHead) throws(IssuerError) -> String {
+    private func refreshToken(_ body: JSONObject, _ head: HTTPRequestHead) throws(HTTPError) -> String {
         if let token = body["refresh_token"] {
-            guard let token = token.stringValue else { throw IssuerError.invalidRequest("refresh_token must be a string") }
+            guard let token = token.stringValue else { throw HTTPError.invalidRequest("refresh_token must be a string") }
             return token
         }
         guard self.cookies, let token = Credentials.cookieValue(named: "refresh_token", in: head.headers) else {
-            throw IssuerError.invalidRequest("refresh_token must be a string")
+            throw HTTPError.invalidRequest("refresh_token must be a string")
         }
         try self.checkCSRF(head)
         return token
     }
 
-    private func checkCSRF(_ head: HTTPRequestHead) throws(IssuerError) {
+    private func checkCSRF(_ head: HTTPRequestHead) throws(HTTPError) {
         guard self.csrf.admits(method: head.method, headers: head.headers) else {
-            throw IssuerError(status: .forbidden, code: CSRFCheck.refusal.code, description: CSRFCheck.refusal.description)
+            throw CSRFCheck.refusal
         }
     }
 
@@ -264,7 +261,7 @@ public struct IssuerEndpoints: LocalEndpoints {
     // MARK: Bodies
 
     /// The request body as a JSON object: 415 unless `Content-Type` is JSON, 400 unless it parses.
-    private static func jsonBody(_ request: LocalRequest) -> Result<JSONObject, IssuerError> {
+    private static func jsonBody(_ request: LocalRequest) -> Result<JSONObject, HTTPError> {
         let type = request.head.headers["content-type"].first?.split(separator: ";").first.map { $0.trimmingSpaces.lowercased() }
         guard type == "application/json" else { return .failure(.unsupportedMediaType) }
         let parsed = request.body.readableBytesView.withContiguousStorageIfAvailable { bytes in
@@ -307,24 +304,8 @@ public struct IssuerEndpoints: LocalEndpoints {
         return LocalResponse(status: status, object: json)
     }
 
-    /// An error's response; `invalid_token` carries its RFC 6750 challenge.
-    static func errorResponse(_ error: IssuerError) -> LocalResponse {
-        Self.response(
-            for: error, challenge: error.code == "invalid_token" ? "Bearer error=\"invalid_token\", error_description=\"\(error.description)\"" : nil
-        )
-    }
-
-    static func response(for error: IssuerError, challenge: String? = nil) -> LocalResponse {
-        var headers = HTTPHeaders()
-        if let retryAfter = error.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
-        if let challenge { headers.add(name: "WWW-Authenticate", value: challenge) }
-        return LocalResponse(status: error.status, json: error.body, headers: headers)
-    }
-
     private static func methodNotAllowed(_ allowed: String) -> LocalResponse {
-        var response = Self.response(for: .methodNotAllowed())
-        response.headers.add(name: "Allow", value: allowed)
-        return response
+        LocalResponse(error: .methodNotAllowed(allow: allowed))
     }
 
     /// The token of a single `Authorization: Bearer` header.

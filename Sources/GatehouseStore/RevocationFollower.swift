@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import class Foundation.Thread
+import Logging
 import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
@@ -17,10 +18,20 @@ public final class RevocationFollower: Sendable {
         case store(Store)
         /// A PostgreSQL database by conninfo or URI (`verify.revocation: {feed: postgres}`).
         case postgres(String)
+
+        /// For logs: never the conninfo, which may hold a password.
+        var name: String {
+            switch self {
+            case .store: "store"
+            case .postgres: "postgres"
+            }
+        }
     }
 
     /// Rows read per query; a longer backlog is read in several.
     static let pageSize = 10_000
+    /// Static, as the gateway's loggers are (see `JWKSRefresher.logger`).
+    private static let logger = Logger(label: "gatehouse.revocation")
 
     private let stopped = NIOLockedValueBox(false)
 
@@ -56,6 +67,8 @@ public final class RevocationFollower: Sendable {
         var cursor: Int64 = 0
         var listener: PostgresConnection?
         var backoff: Int32 = 250
+        // Failures in a row: the first is logged, the rest only counted until the feed recovers.
+        var failures = 0
         while !stopped.withLockedValue({ $0 }) {
             do throws(StoreError) {
                 // Read the log through the listening connection when there is one (LISTEN before
@@ -81,6 +94,10 @@ public final class RevocationFollower: Sendable {
                     if rows.count < Self.pageSize { break }
                 }
                 loaded()
+                if failures > 0 {
+                    Self.logger.info("revocation feed reconnected", metadata: ["source": "\(source.name)", "failures": "\(failures)"])
+                    failures = 0
+                }
                 backoff = 250
                 if let listener {
                     // Woken by NOTIFY; reads again at least once a second regardless.
@@ -89,6 +106,13 @@ public final class RevocationFollower: Sendable {
                     usleep(UInt32(waitMilliseconds) * 1000)
                 }
             } catch {
+                if failures == 0 {
+                    Self.logger.warning(
+                        "revocation feed failed; the last good list keeps serving, reconnecting",
+                        metadata: ["source": "\(source.name)", "error": "\(error)"]
+                    )
+                }
+                failures += 1
                 listener = nil
                 usleep(UInt32(backoff) * 1000)
                 backoff = min(backoff * 2, 5000)

@@ -2,6 +2,7 @@
 import GatehouseConfig
 import GatehouseCrypto
 @testable import GatehouseGateway
+import GatehouseHTTP
 import GatehouseJOSE
 import NIOHTTP1
 import Testing
@@ -231,7 +232,7 @@ struct RequestAuthorizerTests {
         ], cookie: "access_token")
     }
 
-    private func error(_ decision: RequestAuthorizer.Decision) -> GatewayError? {
+    private func error(_ decision: RequestAuthorizer.Decision) -> HTTPError? {
         if case .respond(let error, _) = decision { return error }
         return nil
     }
@@ -284,7 +285,7 @@ struct RequestAuthorizerTests {
     @Test("required: no token 401 with a bare challenge; a bad token 401 with its reason; valid forwards with identity")
     func required() throws {
         #expect(self.error(self.fixture.decide("/api/x")) == .missingToken)
-        #expect(GatewayError.missingToken.challenge == "Bearer")
+        #expect(HTTPError.missingToken.challenge == "Bearer")
         #expect(self.error(self.fixture.decide("/api/x", headers: ["Authorization": "Basic dTpw"])) == .missingToken)
         let expired = try self.fixture.token(expiresIn: -3600)
         let refused = self.error(self.fixture.decide("/api/x", headers: self.bearer(expired)))

@@ -2,6 +2,7 @@
 import Foundation
 import GatehouseConfig
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseTestSupport
 import NIOCore
 import NIOPosix

@@ -2,6 +2,7 @@
 import Foundation
 import GatehouseCrypto
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseJOSE
 import Testing
 

@@ -3,6 +3,7 @@ import Foundation
 import GatehouseConfig
 import GatehouseCrypto
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseIssuer
 import GatehouseStore
 import GatehouseTestSupport

@@ -2,6 +2,7 @@
 import Foundation
 import GatehouseConfig
 import GatehouseGateway
+import GatehouseHTTP
 import GatehouseIssuer
 import GatehouseStore
 import GatehouseTestSupport

@@ -34,7 +34,7 @@ public struct CSRFCheck: Sendable {
             && headers.values(named: "x-forwarded-method").allSatisfy { self.admits(method: HTTPMethod(rawValue: $0), headers: headers) }
     }
 
-    public static let refusal = GatewayError(
+    public static let refusal = HTTPError(
         status: .forbidden, code: "invalid_origin",
         description: "a cookie-authenticated request with this method needs an allowed Origin or X-Requested-With"
     )

@@ -18,8 +18,8 @@ public struct Identity: Sendable, Equatable {
     /// The token's `sid`, checked against the revoked sessions on every request (no header).
     public let sessionID: String?
     /// `roles` and `scopes` as header values, joined once per verified token (nil when empty).
-    let rolesHeader: String?
-    let scopesHeader: String?
+    package let rolesHeader: String?
+    package let scopesHeader: String?
 
     public init(userID: String, role: String?, roles: [String], scopes: [String], sessionID: String? = nil) {
         self.userID = userID
@@ -81,7 +81,7 @@ public struct Identity: Sendable, Equatable {
     }
 
     /// Non-empty, printable ASCII only, no comma.
-    static func isSafe(_ value: String) -> Bool {
+    package static func isSafe(_ value: String) -> Bool {
         !value.isEmpty && value.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: ",") }
     }
 

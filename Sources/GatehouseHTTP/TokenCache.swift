@@ -10,21 +10,21 @@ import GatehouseCrypto
 /// request, so a cached verdict never crosses routes (Ory Oathkeeper's CVE-2021-32701), and the
 /// session is checked against the revoked ones on every hit as on every miss. Entries
 /// leave in insertion order when the cache is full. Confined to its event loop: no locks.
-final class TokenCache {
+package final class TokenCache {
     /// The first 128 bits of the token's SHA-256: as good as the whole digest against collisions
     /// among cached tokens, and cheaper to hash and compare.
-    struct Key: Hashable {
+    package struct Key: Hashable {
         let high: UInt64
         let low: UInt64
     }
 
-    struct Entry {
+    package struct Entry {
         let identity: Identity
         /// `exp` plus the provider's leeway: from then on the token is expired.
         let deadline: Double
     }
 
-    enum Lookup {
+    package enum Lookup {
         case hit(Identity)
         case expired
         case miss
@@ -37,21 +37,21 @@ final class TokenCache {
     private var next = 0
     private let digest = DigestStream(.sha256)
 
-    private(set) var hits = 0
-    private(set) var misses = 0
+    package private(set) var hits = 0
+    package private(set) var misses = 0
 
-    init(capacity: Int) {
+    package init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
         self.entries.reserveCapacity(min(capacity, 1 << 16))
     }
 
     /// The key of a token whose SHA-256 is `digest` (callers that hash outside the cache).
-    static func key(digest: [UInt8]) -> Key {
+    package static func key(digest: [UInt8]) -> Key {
         digest.withUnsafeBytes { Key(high: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self), low: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
     }
 
-    func key(for token: String) -> Key {
+    package func key(for token: String) -> Key {
         var token = token
         return token.withUTF8 { bytes in
             self.digest.reset()
@@ -63,7 +63,7 @@ final class TokenCache {
         }
     }
 
-    func lookup(_ key: Key, now: Double) -> Lookup {
+    package func lookup(_ key: Key, now: Double) -> Lookup {
         guard let entry = self.entries[key] else {
             self.misses += 1
             return .miss
@@ -77,7 +77,7 @@ final class TokenCache {
         return .hit(entry.identity)
     }
 
-    func insert(_ key: Key, _ entry: Entry) {
+    package func insert(_ key: Key, _ entry: Entry) {
         // Two misses on one token (threads sharing a cache) insert it twice: keep one ring slot.
         guard self.entries[key] == nil else {
             self.entries[key] = entry
@@ -94,13 +94,13 @@ final class TokenCache {
     }
 
     /// Forgets everything (keys changed).
-    func removeAll() {
+    package func removeAll() {
         self.entries.removeAll(keepingCapacity: true)
         self.order.removeAll(keepingCapacity: true)
         self.next = 0
     }
 
-    var count: Int { self.entries.count }
+    package var count: Int { self.entries.count }
 }
 
 @available(*, unavailable)

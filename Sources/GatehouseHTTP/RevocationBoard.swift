@@ -99,7 +99,7 @@ public final class RevocationBoard: Sendable {
     // MARK: Event loops
 
     /// A copy for `eventLoop` (called on it), with every entry published so far; later ones follow.
-    func makeList(on eventLoop: any EventLoop) -> NIOLoopBound<RevocationList> {
+    package func makeList(on eventLoop: any EventLoop) -> NIOLoopBound<RevocationList> {
         let list = NIOLoopBound(RevocationList(retention: self.retention), eventLoop: eventLoop)
         let entries = self.state.withLockedValue { state in
             state.lists.append(list)
@@ -111,25 +111,25 @@ public final class RevocationBoard: Sendable {
 }
 
 /// One event loop's copy of the board. Confined to its loop: no locks.
-final class RevocationList {
+package final class RevocationList {
     private var entries: [String: Double] = [:]
     private let retention: Double
 
-    init(retention: Double) { self.retention = retention }
+    package init(retention: Double) { self.retention = retention }
 
-    func add(_ batch: [RevocationBoard.Entry]) {
+    package func add(_ batch: [RevocationBoard.Entry]) {
         for entry in batch { self.entries[entry.sessionID] = max(self.entries[entry.sessionID] ?? 0, entry.expiresAt) }
     }
 
     /// Whether tokens of `sessionID` are refused. An entry past its expiry changes nothing: the
     /// tokens it covered are refused as expired anyway.
     @inline(__always)
-    func contains(_ sessionID: String) -> Bool {
+    package func contains(_ sessionID: String) -> Bool {
         !self.entries.isEmpty && self.entries[sessionID] != nil
     }
 
     /// Drops entries whose tokens have all expired (called by the loop's sweep now and then).
-    func prune(now: Double) {
+    package func prune(now: Double) {
         guard !self.entries.isEmpty else { return }
         self.entries = self.entries.filter { $0.value + self.retention > now }
     }

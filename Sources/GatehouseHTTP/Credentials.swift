@@ -102,13 +102,13 @@ public enum Credentials: Equatable, Sendable {
 /// One `name=value` of a `Cookie` header, white space around the name and the value dropped as
 /// servers drop it (Go's net/http trims spaces and tabs): what the gateway reads as its access
 /// cookie is what it removes, and what an upstream would read.
-struct CookiePair {
-    var name: Substring
-    var value: Substring
+package struct CookiePair {
+    package var name: Substring
+    package var value: Substring
     /// The pair as sent, trimmed.
-    var text: Substring
+    package var text: Substring
 
-    static func pairs(of header: String) -> [CookiePair] {
+    package static func pairs(of header: String) -> [CookiePair] {
         header.split(separator: ";").map { part in
             let text = part.trimmingSpaces
             guard let equals = text.firstIndex(of: "=") else { return CookiePair(name: text, value: "", text: text) }

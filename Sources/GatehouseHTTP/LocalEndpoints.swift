@@ -67,6 +67,11 @@ public struct LocalResponse: Sendable {
         self.init(status: status, jsonBytes: object.serializedBytes, headers: headers)
     }
 
+    /// The response of `error`: its JSON body, its status and its headers.
+    public init(error: HTTPError) {
+        self.init(status: error.status, json: error.body, headers: error.extraHeaders)
+    }
+
     private init(status: HTTPResponseStatus, jsonBytes: [UInt8], headers: HTTPHeaders) {
         var headers = headers
         headers.add(name: "Content-Type", value: "application/json")

@@ -15,7 +15,7 @@ public struct AccessCheck: Sendable {
     }
 
     /// With this event loop's cache (nil: every token is verified) and its copy of the revoked sessions.
-    func identity(of token: String, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Result<Identity, JOSEError> {
+    package func identity(of token: String, now: Double, cache: TokenCache?, revoked: RevocationList?) -> Result<Identity, JOSEError> {
         let key = cache?.key(for: token)
         let result = self.identity(
             of: token, now: now,
