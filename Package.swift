@@ -137,13 +137,14 @@ let package = Package(
             name: "GatehouseFuzzHarness",
             dependencies: [
                 "GatehouseJOSE", "GatehouseCrypto", "GatehouseConfig", "GatehouseHTTP", "GatehouseGateway",
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                "GatehouseHTTP1", .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "fuzz-jose", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/jose"),
         .executableTarget(name: "fuzz-config", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/config"),
         .executableTarget(name: "fuzz-head", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/head"),
+        .executableTarget(name: "fuzz-http1", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/http1"),
 
         // Benchmarks: run release-built, never as timed tests.
         // It calls libcrypto itself for the bare-primitive baseline it compares the verifier with.
@@ -177,6 +178,14 @@ let package = Package(
             name: "gatehouse-bench-argon2",
             dependencies: ["GatehousePassword", "GatehouseCrypto"],
             path: "bench/argon2",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseHTTP1Tests",
+            dependencies: [
+                "GatehouseHTTP1", "GatehouseFuzzHarness",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "GatehouseCryptoTests", dependencies: ["GatehouseCrypto"], swiftSettings: swiftSettings),

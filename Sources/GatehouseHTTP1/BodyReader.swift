@@ -145,10 +145,12 @@ enum BodyReader {
         }
         guard i > 0 else { throw HTTP1ParseError(.chunkSize) }
         guard size <= UInt64(FieldSemantics.maxLength) else { throw HTTP1ParseError(.chunkSizeTooLarge) }
+        var inExtensions = false
         while i < line.count {
             guard line[i] == UInt8(ascii: ";") else {
-                throw HTTP1ParseError(line[i] == ASCII.cr ? .chunkLineEnd : .chunkSize)
+                throw HTTP1ParseError(line[i] == ASCII.cr ? .chunkLineEnd : inExtensions ? .chunkExtension : .chunkSize)
             }
+            inExtensions = true
             i += 1
             let nameStart = i
             while i < line.count, ASCII.isTChar(line[i]) { i += 1 }

@@ -77,6 +77,7 @@ package enum HTTP1Violation: String, Sendable, CaseIterable {
     case contentLengthWithTransferEncoding = "Content-Length and Transfer-Encoding together"
     case requestTransferCoding = "request Transfer-Encoding other than exactly one chunked (RFC 9112 §6.1: codings other than chunked are refused)"
     case responseTransferCoding = "malformed response Transfer-Encoding"
+    case transferEncodingInHTTP10 = "Transfer-Encoding in an HTTP/1.0 message"
     case connectWithContent = "CONNECT request with content"
     case framingFieldInTrailers = "Content-Length, Transfer-Encoding or Connection in trailers"
     case dataAfterClose = "data after a message that closes the connection"

@@ -153,6 +153,8 @@ public struct HTTP1RequestParser: Sendable {
             }
             framing = .none
         } else if semantics.transferEncodingCount > 0 {
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+            guard line.version == .http1_1 else { throw HTTP1ParseError(.transferEncodingInHTTP10) }
             // RFC 9112 §6.1: the gateway forwards chunked and nothing else; "gzip, chunked" and the
             // like (which llhttp takes) are refused.
             guard semantics.transferEncoding == .exactlyChunked else { throw HTTP1ParseError(.requestTransferCoding) }

@@ -175,14 +175,23 @@ public struct HTTP1ResponseParser: Sendable {
         let http11 = line.version == .http1_1
         let status = line.status
 
+        if semantics.transferEncodingCount > 0 {
+            // Checked whatever the status: RFC 9112 §6.1 makes an HTTP/1.0 message with
+            // Transfer-Encoding faulty, and a list we cannot read one way only is refused.
+            guard http11 else { throw HTTP1ParseError(.transferEncodingInHTTP10) }
+            guard semantics.transferEncoding != .malformed else { throw HTTP1ParseError(.responseTransferCoding) }
+        }
+
         // Interim responses: no body, and the request still awaits its final response.
         if status < 200 {
             let switching = status == 101
+            let keepAlive = semantics.keepAlive(http11: http11)
             if switching { self.popRequest() }
-            self.state = switching ? .switching : .idle(emptyLines: 0)
+            // Like llhttp, an interim response that closes the connection (HTTP/1.0, or "close")
+            // is the last thing read.
+            self.state = switching ? .switching : keepAlive ? .idle(emptyLines: 0) : .closed
             return HTTP1ResponseHead(
-                version: line.version, status: status, reason: reason, fields: fieldsValue, framing: .none,
-                keepAlive: semantics.keepAlive(http11: http11)
+                version: line.version, status: status, reason: reason, fields: fieldsValue, framing: .none, keepAlive: keepAlive
             )
         }
 

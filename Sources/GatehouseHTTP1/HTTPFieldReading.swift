@@ -77,16 +77,11 @@ extension HTTP1Fields: HTTPFieldReading {
 }
 
 extension ASCII {
-    /// Equality, ignoring case, with `lowercase`: lower-case letters, digits and `-` (setting the
-    /// 0x20 bit of a byte can only turn it into one of those when it was its upper-case twin or the
-    /// byte itself), without allocating.
+    /// Equality, ignoring ASCII case, with `lowercase` (lower-case letters, digits and `-`),
+    /// without allocating.
     @inline(__always)
     public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        return lowercase.withUTF8Buffer { expected in
-            for index in 0..<expected.count where bytes[index] | 0x20 != expected[index] { return false }
-            return true
-        }
+        Self.equalsLowercase(bytes, lowercase)
     }
 
     /// Whether `bytes` contain `lowercase` anywhere, ignoring case (the same alphabet as above).
