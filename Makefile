@@ -2,6 +2,9 @@
 # Needs Debian 12 with the Swift 6.3 toolchain on PATH; everything else is installed here.
 
 SWIFT ?= swift
+# A crash ends with its message and no backtracer: here the backtracer of a crashed run once sat
+# for half an hour holding the descriptors (and a build lock) it inherited.
+export SWIFT_BACKTRACE := enable=no
 # C libraries the package links (system-library targets) and the tools the build needs.
 SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
 # The tests start their own throwaway PostgreSQL server on 127.0.0.1 (never a mock); browser mode

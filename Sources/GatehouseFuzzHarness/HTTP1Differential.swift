@@ -60,7 +60,8 @@ public enum HTTP1Differential {
         /// Policy: our head limit counts every byte of the head, llhttp's only names, values and
         /// the target.
         case headLimit
-        /// RFC 9112 §4, RFC 9110 §15: a reason phrase has no CTLs, a status code is 100–999.
+        /// RFC 9112 §4, RFC 9110 §15: a reason phrase has no CTLs (nor a bare CR, RFC 9112 §2.2,
+        /// after which llhttp skips a byte), a status code is 100–999.
         case statusLine
         /// RFC 9112 §9.6: with both "close" and "keep-alive" listed, close wins; llhttp keeps a
         /// 1.0 connection alive then and goes on reading.
@@ -82,7 +83,7 @@ public enum HTTP1Differential {
             case .framingFieldInTrailers: return .trailerFraming
             case .chunkSizeTooLarge, .chunkLineTooLong: return .chunkSizeLimits
             case .chunkExtension: return .chunkExtension
-            case .reasonByte, .malformedStatusLine: return .statusLine
+            case .reasonByte, .malformedStatusLine, .bareCRInStatusLine: return .statusLine
             default: return nil
             }
         }

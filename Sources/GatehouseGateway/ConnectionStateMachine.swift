@@ -89,6 +89,8 @@ struct ConnectionStateMachine {
         case respondLocally
         /// Nothing: the exchange is over (its answer went out before), go on reading.
         case readNext
+        /// The exchange is over and the connection closes (a drain began meanwhile).
+        case close
         /// Nothing to do.
         case none
     }
@@ -128,12 +130,13 @@ struct ConnectionStateMachine {
 
     // MARK: What the adapter asks
 
-    /// Whether the adapter may parse the next request part: a head when idle, body while the
-    /// exchange reads one — not while connecting (the body waits in the socket), not while the
-    /// upstream is full, not while a local answer is worked on.
+    /// Whether the adapter may parse the next request part: a head when idle and the client takes
+    /// what is written to it (else answers would pile up), body while the exchange reads one — not
+    /// while connecting (the body waits in the socket), not while the upstream is full, not while a
+    /// local answer is worked on.
     var wantsInput: Bool {
         switch self.state {
-        case .idle: return true
+        case .idle: return self.writeStallDeadline == nil
         case .closing, .closed: return false
         case .exchange(let exchange):
             guard case .body = exchange.request else { return false }
@@ -150,7 +153,7 @@ struct ConnectionStateMachine {
     /// the gateway cannot take yet stay in the socket, not in memory.
     func shouldRead(hasBufferedInput: Bool) -> Bool {
         switch self.state {
-        case .idle: return true
+        case .idle: return self.wantsInput
         case .closing, .closed: return false
         case .exchange:
             return self.wantsInput || !hasBufferedInput && self.requestComplete
@@ -247,7 +250,7 @@ struct ConnectionStateMachine {
             return .respondLocally
         case .answered:
             // Its answer went out while the body still came: the exchange ends here.
-            return self.endExchange(exchange, now: now) == .readNext ? .readNext : .none
+            return self.endExchange(exchange, now: now) == .readNext ? .readNext : .close
         case .connecting, .workingLocal:
             return .none
         }
@@ -277,9 +280,11 @@ struct ConnectionStateMachine {
 
     /// An upstream connection is ready; false when the exchange no longer wants it (it ended, or
     /// timed out, while connecting): the adapter gives it back.
-    mutating func upstreamConnected() -> Bool {
+    mutating func upstreamConnected(now: NIODeadline) -> Bool {
         guard case .exchange(var exchange) = self.state, case .connecting(let deadline) = exchange.response else { return false }
         exchange.response = .awaitingHead(deadline: deadline)
+        // The body timer starts when the gateway reads the body, not while it connected.
+        if case .body = exchange.request { exchange.request = .body(stallDeadline: now + self.timeouts.idle) }
         self.state = .exchange(exchange)
         return true
     }
@@ -411,6 +416,12 @@ struct ConnectionStateMachine {
         case .closing, .closed:
             return false
         }
+    }
+
+    /// Whether the upstream's response is being relayed (its head arrived, its end has not).
+    var isStreamingResponse: Bool {
+        if case .exchange(let exchange) = self.state, case .streaming = exchange.response { return true }
+        return false
     }
 
     /// Whether the response being written says `Connection: close`.

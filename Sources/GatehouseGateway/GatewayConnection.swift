@@ -32,6 +32,11 @@ final class GatewayConnection: ChannelInboundHandler {
     /// The peer is one of `trusted_proxies`: its forwarding headers pass.
     private var peerTrusted = false
     private var readsOn = true
+    private var parsing = false
+    private var parseAgain = false
+    /// Counts exchanges, so that an upstream connection that completes late is not taken by the
+    /// exchange that followed the one it was made for.
+    private var exchangeNumber = 0
 
     /// The exchange in flight: what its access-log line says, and how its bodies are framed.
     private var log = ExchangeLog()
@@ -80,10 +85,15 @@ final class GatewayConnection: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
-        if self.input == nil || self.input!.readableBytes == 0 {
-            self.input = bytes
+        if var input = self.input, input.readableBytes > 0 {
+            self.input = nil
+            // What the parser consumed goes before more is appended: a client that ends every
+            // write inside a line would otherwise keep its whole upload in this buffer.
+            input.discardReadBytes()
+            input.writeBuffer(&bytes)
+            self.input = input
         } else {
-            self.input!.writeBuffer(&bytes)
+            self.input = bytes
         }
         self.parseInput(context: context)
     }
@@ -93,8 +103,27 @@ final class GatewayConnection: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Parses and handles what the machine wants of the input, then sets the reads.
+    /// Parses and handles what the machine wants of the input, then sets the reads. Never nested:
+    /// handling a request can end it at once (a pooled upstream, an answer ready), and a call from
+    /// there only asks the running loop to go on, so that pipelined requests cannot deepen the stack.
     private func parseInput(context: ChannelHandlerContext) {
+        guard !self.parsing else {
+            self.parseAgain = true
+            return
+        }
+        self.parsing = true
+        defer { self.parsing = false }
+        repeat {
+            self.parseAgain = false
+            self.parseAvailable(context: context)
+        } while self.parseAgain
+        if case .idle = self.machine.state, let input = self.input, input.readableBytes > 0 {
+            self.machine.headBytesArrived(now: .now())
+        }
+        self.applyReads(context: context)
+    }
+
+    private func parseAvailable(context: ChannelHandlerContext) {
         while self.machine.wantsInput, self.context != nil, var input = self.input {
             self.input = nil  // taken out while parsing, so that slicing it does not copy
             let event: HTTP1RequestEvent?
@@ -109,10 +138,6 @@ final class GatewayConnection: ChannelInboundHandler {
             guard let event else { break }
             self.handle(event, context: context)
         }
-        if case .idle = self.machine.state, let input = self.input, input.readableBytes > 0 {
-            self.machine.headBytesArrived(now: .now())
-        }
-        self.applyReads(context: context)
     }
 
     private func handle(_ event: HTTP1RequestEvent, context: ChannelHandlerContext) {
@@ -134,6 +159,7 @@ final class GatewayConnection: ChannelInboundHandler {
                     upstream.writer.flush()
                 }
             case .respondLocally: self.respondLocally(context: context)
+            case .close: self.closeAfterFlush(context: context)
             case .readNext, .none: break
             }
         }
@@ -152,6 +178,8 @@ final class GatewayConnection: ChannelInboundHandler {
         self.machine.clientWritabilityChanged(writable, now: .now())
         // The client cannot take more: stop reading the upstream's response until it can.
         self.upstream?.setReads(writable)
+        // Nor its requests, which would pile answers up: they go on when it takes them.
+        self.parseInput(context: context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -190,8 +218,10 @@ final class GatewayConnection: ChannelInboundHandler {
 
     private func begin(_ head: HTTP1RequestHead, context: ChannelHandlerContext) {
         let now = NIODeadline.now()
+        self.exchangeNumber &+= 1
         self.method = head.method
         self.version = head.version
+        self.responseBody.framing = .none
         self.log = ExchangeLog(requestID: HeaderRewriter.requestID(of: head.fields), target: head.target)
         let decision = self.state.authorizer.decide(
             method: head.method, target: head.target, fields: head.fields, now: currentTime(), cache: self.state.cache, revoked: self.state.revoked
@@ -256,9 +286,15 @@ final class GatewayConnection: ChannelInboundHandler {
             self.attach(connection, context: context)
             return
         }
+        let exchange = self.exchangeNumber
         self.pool.connect(key, tls: tls, connectTimeout: route.connectTimeout.timeAmount)
             .assumeIsolated()
             .whenComplete { result in
+                guard exchange == self.exchangeNumber else {
+                    // Made for an exchange that ended (its route timed out): a fresh connection for the pool.
+                    if case .success(let connection) = result { self.pool.release(connection) }
+                    return
+                }
                 switch result {
                 case .success(let connection): self.attach(connection, context: context)
                 case .failure: self.upstreamFailed(.badGateway, context: context)
@@ -267,7 +303,7 @@ final class GatewayConnection: ChannelInboundHandler {
     }
 
     private func attach(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
-        guard context.channel.isActive, let request = self.upstreamRequest, self.machine.upstreamConnected() else {
+        guard context.channel.isActive, let request = self.upstreamRequest, self.machine.upstreamConnected(now: .now()) else {
             // The client left, or the exchange already ended (timeout) while connecting.
             if connection.channel.isActive { self.pool.release(connection) }
             return
@@ -381,12 +417,16 @@ final class GatewayConnection: ChannelInboundHandler {
         case .readNext, .awaitRequestEnd:
             context.flush()
         case .closeAfterFlush:
-            // Whatever the client pipelined behind a closing response goes unanswered.
-            self.input = nil
-            let channel = context.channel
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            self.closeAfterFlush(context: context)
+        }
+    }
+
+    /// Closes once everything written has gone out; whatever the client pipelined behind goes unanswered.
+    private func closeAfterFlush(context: ChannelHandlerContext) {
+        self.input = nil
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            channel.close(promise: nil)
         }
     }
 
@@ -411,6 +451,11 @@ extension GatewayConnection: UpstreamDelegate {
         guard let context = self.context, self.upstream != nil else { return }
         switch event {
         case .head(let head):
+            // No upgrade was asked for: a 101 is a broken upstream (502), and the parser reads no more.
+            if head.status == 101 {
+                self.upstreamFailed(.badGateway, context: context)
+                return
+            }
             // 100 Continue was answered by the gateway; other 1xx are not relayed.
             if head.status < 200 { return }
             self.log.status = head.status
@@ -419,6 +464,10 @@ extension GatewayConnection: UpstreamDelegate {
         case .body(let buffer):
             self.responseBody.write(buffer, to: context)
         case .end(let trailers):
+            guard self.machine.isStreamingResponse else {
+                self.upstreamFailed(.badGateway, context: context)
+                return
+            }
             if let forwardedAt = self.log.forwardedAt {
                 let seconds = Double((NIODeadline.now() - forwardedAt).nanoseconds) / 1e9
                 self.log.upstreamSeconds = seconds
@@ -448,16 +497,21 @@ extension GatewayConnection: UpstreamDelegate {
         var writer = HeadWriter(status: HTTPResponseStatus(statusCode: head.status), allocator: allocator)
         let facts = HeaderRewriter.writeResponseFields(of: head.fields, dropTransferEncoding: oldClient, to: &writer)
         var closesClient = false
-        if !HTTPWire.responseHasBody(status: head.status, requestMethod: self.method) {
+        switch head.framing {
+        case .none:
             self.responseBody.framing = .none
-        } else if facts.hasLength && !facts.chunked {
+        case .length:
             self.responseBody.framing = .raw
-        } else if oldClient {
+        case .chunked where !oldClient:
+            self.responseBody.framing = .chunked
+        case .untilClose where !oldClient && !facts.chunked:
+            writer.add(name: "Transfer-Encoding", value: "chunked")
+            self.responseBody.framing = .chunked
+        case .chunked, .untilClose:
+            // An HTTP/1.0 client cannot read chunks, and a coding other than chunked ends with the
+            // connection (RFC 9112 §6.3): the body goes as is, ended by closing.
             self.responseBody.framing = .raw
             closesClient = true
-        } else {
-            if !facts.chunked { writer.add(name: "Transfer-Encoding", value: "chunked") }
-            self.responseBody.framing = .chunked
         }
         self.machine.upstreamResponseHead(reusable: head.keepAlive && head.framing != .untilClose, closesClient: closesClient)
         if let connection = self.connectionField { writer.add(name: "Connection", value: connection) }

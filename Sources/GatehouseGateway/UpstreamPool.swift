@@ -56,6 +56,8 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     /// While pooled: tells the pool the connection is gone.
     var onClose: (() -> Void)?
     private var parser: HTTP1ResponseParser
+    /// The upstream sent more than the response: never reused.
+    private(set) var spoiled = false
     private var input: ByteBuffer?
 
     init(limits: HTTP1Limits) {
@@ -74,6 +76,8 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
             return
         }
         if var input = self.input, input.readableBytes > 0 {
+            self.input = nil
+            input.discardReadBytes()
             input.writeBuffer(&bytes)
             self.input = input
         } else {
@@ -88,6 +92,9 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
             }
             self.input = input
             guard let event else { break }
+            // Bytes after a response, before any request asked for them: the upstream is broken,
+            // and the pool must not hand this connection to the next request.
+            if case .end = event, input.readableBytes > 0 { self.spoiled = true }
             delegate.upstreamRead(event)
         }
         // Bytes after the response, on a connection back in the pool: not a valid exchange.
@@ -183,7 +190,7 @@ final class UpstreamPool {
     /// Takes a connection back after a complete exchange, or closes it if the pool is full.
     func release(_ connection: UpstreamConnection) {
         connection.handler.delegate = nil
-        guard connection.channel.isActive, (self.idle[connection.key]?.count ?? 0) < self.maximumIdle else {
+        guard connection.channel.isActive, !connection.handler.spoiled, (self.idle[connection.key]?.count ?? 0) < self.maximumIdle else {
             connection.channel.close(promise: nil)
             return
         }

@@ -64,6 +64,7 @@ package enum HTTP1Violation: String, Sendable, CaseIterable {
     // Status line (RFC 9112 §4).
     case malformedStatusLine = "malformed status line"
     case reasonByte = "invalid byte in the reason phrase"
+    case bareCRInStatusLine = "bare CR in the status line"
     // Field lines (RFC 9112 §5, RFC 9110 §5).
     case missingColon = "field line without a colon"
     case emptyFieldName = "empty field name"

@@ -56,7 +56,7 @@ enum StartLine {
     /// neither SP nor reason is accepted too.
     static func parseStatus(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTP1ParseError) -> StatusLine {
         guard line.count >= 12 else {
-            throw HTTP1ParseError(Self.containsCR(bytes, line) ? .bareCR : .malformedStatusLine)
+            throw HTTP1ParseError(Self.containsCR(bytes, line) ? .bareCRInStatusLine : .malformedStatusLine)
         }
         let versionEnd = line.lowerBound + 8
         let version = try Self.parseVersion(bytes, line.lowerBound..<versionEnd, request: false)
@@ -72,13 +72,15 @@ enum StartLine {
         var reasonStart = versionEnd + 4
         if reasonStart < line.upperBound {
             guard bytes[reasonStart] == ASCII.sp else {
-                throw HTTP1ParseError(bytes[reasonStart] == ASCII.cr ? .bareCR : .malformedStatusLine)
+                throw HTTP1ParseError(bytes[reasonStart] == ASCII.cr ? .bareCRInStatusLine : .malformedStatusLine)
             }
             reasonStart += 1
         }
         // reason-phrase = *( HTAB / SP / VCHAR / obs-text ); llhttp takes any byte but CR and LF.
+        // llhttp (9.3) also takes the byte after a CR there as the end of the line: RFC 9112 §2.2
+        // makes a bare CR invalid.
         for i in reasonStart..<line.upperBound where !ASCII.isFieldByte(bytes[i]) {
-            throw HTTP1ParseError(bytes[i] == ASCII.cr ? .bareCR : .reasonByte)
+            throw HTTP1ParseError(bytes[i] == ASCII.cr ? .bareCRInStatusLine : .reasonByte)
         }
         return StatusLine(version: version, status: status, reason: reasonStart..<line.upperBound)
     }

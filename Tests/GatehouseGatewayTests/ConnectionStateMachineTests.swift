@@ -17,7 +17,7 @@ import Testing
     func forwarding(keepAlive: Bool = true) -> Machine {
         var machine = self.machine()
         machine.requestHead(keepAlive: keepAlive, plan: .forward(deadline: self.at(30)), now: self.at(1))
-        let r1 = machine.upstreamConnected()
+        let r1 = machine.upstreamConnected(now: self.at(1))
         #expect(r1)
         return machine
     }
@@ -99,7 +99,7 @@ import Testing
         #expect(!machine.shouldRead(hasBufferedInput: false))
         // The body timer is off while the gateway holds the reads: only the route's timeout runs.
         #expect(machine.nextDeadline == self.at(30))
-        let r9 = machine.upstreamConnected()
+        let r9 = machine.upstreamConnected(now: self.at(1))
         #expect(r9)
         let r10 = machine.requestBodyPart(now: self.at(2))
         #expect(r10 == .upstream)
@@ -121,7 +121,7 @@ import Testing
         #expect(r13 == .upstreamTimedOut)  // the route's timeout comes first here
         var patient = self.machine()
         patient.requestHead(keepAlive: true, plan: .forward(deadline: self.at(300)), now: self.at(1))
-        let r14 = patient.upstreamConnected()
+        let r14 = patient.upstreamConnected(now: self.at(1))
         #expect(r14)
         let r15 = patient.requestBodyPart(now: self.at(2))
         #expect(r15 == .upstream)
@@ -187,7 +187,7 @@ import Testing
         #expect(r28 == .upstreamTimedOut)
         let r29 = machine.upstreamFailed()
         #expect(r29)
-        let r30 = machine.upstreamConnected()
+        let r30 = machine.upstreamConnected(now: self.at(1))
         #expect(!r30)
     }
 
@@ -262,5 +262,36 @@ import Testing
         machine.clientWritabilityChanged(false, now: self.at(11))
         let r43 = machine.expire(now: self.at(71))
         #expect(r43 == .close)
+    }
+
+    @Test func aClientThatTakesNoAnswersSendsNoMoreRequests() {
+        var machine = self.machine()
+        machine.clientWritabilityChanged(false, now: self.at(1))
+        // Its pipelined requests would each add an answer to what it does not read.
+        #expect(!machine.wantsInput)
+        #expect(!machine.shouldRead(hasBufferedInput: true))
+        machine.clientWritabilityChanged(true, now: self.at(2))
+        #expect(machine.wantsInput)
+    }
+
+    @Test func aDrainWhileAnAnsweredBodyIsDroppedClosesAtItsEnd() {
+        var machine = self.machine()
+        machine.requestHead(keepAlive: true, plan: .answer(closes: false), now: self.at(1))
+        let next = machine.responseEnded(now: self.at(1))
+        #expect(next == .awaitRequestEnd)
+        let closesNow = machine.drain()
+        #expect(!closesNow)
+        let end = machine.requestEnded(now: self.at(2))
+        #expect(end == .close)
+        #expect(machine.state == .closing)
+    }
+
+    @Test func theBodyTimerStartsWhenTheUpstreamIsConnected() {
+        var machine = self.machine()
+        machine.requestHead(keepAlive: true, plan: .forward(deadline: self.at(300)), now: self.at(1))
+        let connected = machine.upstreamConnected(now: self.at(50))
+        #expect(connected)
+        // Not the head's time plus the idle timeout (61): connecting was the gateway's time.
+        #expect(machine.nextDeadline == self.at(110))
     }
 }

@@ -99,6 +99,7 @@ import Testing
             #expect(responseEvents("\(line)\r\n\r\n").error == invalid("malformed status line"), "\(line)")
         }
         #expect(responseEvents("HTTP/1.1 200 O\u{01}K\r\n\r\n").error == invalid("invalid byte in the reason phrase"))
+        #expect(responseEvents("HTTP/1.1 200 OK\r\rX: y\r\n\r\n").error == invalid("bare CR in the status line"))
         #expect(responseEvents("HTTP/2.0 200 OK\r\n\r\n").error == .unsupportedVersion)
         #expect(responseEvents("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n").error == invalid("bare LF in the head"))
     }
