@@ -428,6 +428,10 @@ final class GatewayConnection: ChannelInboundHandler {
         context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
             channel.close(promise: nil)
         }
+        // A client that stops reading with less than the write buffer's high-water mark pending
+        // never makes the flush complete (nor the channel unwritable): it gets `idle_timeout`.
+        let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.machine.timeouts.idle) { channel.close(promise: nil) }
+        channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
     }
 
     // MARK: Shutdown
