@@ -85,16 +85,7 @@ final class GatewayConnection: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
-        if var input = self.input, input.readableBytes > 0 {
-            self.input = nil
-            // What the parser consumed goes before more is appended: a client that ends every
-            // write inside a line would otherwise keep its whole upload in this buffer.
-            input.discardReadBytes()
-            input.writeBuffer(&bytes)
-            self.input = input
-        } else {
-            self.input = bytes
-        }
+        self.input.cumulate(&bytes)
         self.parseInput(context: context)
     }
 

@@ -320,26 +320,6 @@ public enum HeaderRewriter {
     }
 }
 
-extension String {
-    /// The UTF-8 bytes in one piece: no copy for the native strings NIO's decoder makes.
-    @inline(__always)
-    func withUTF8Bytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        if let result = self.utf8.withContiguousStorageIfAvailable(body) { return result }
-        var copy = self
-        return copy.withUTF8(body)
-    }
-}
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
-    public var trimmingSpaces: Substring {
-        var slice = self
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-        return slice
-    }
-}
-
 /// Request ids: a random process prefix and a counter, 32 hex digits.
 enum RequestIDs {
     private static let prefix: [UInt8] = SecureRandom.bytes(8)

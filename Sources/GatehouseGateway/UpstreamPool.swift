@@ -75,14 +75,7 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if var input = self.input, input.readableBytes > 0 {
-            self.input = nil
-            input.discardReadBytes()
-            input.writeBuffer(&bytes)
-            self.input = input
-        } else {
-            self.input = bytes
-        }
+        self.input.cumulate(&bytes)
         while let delegate = self.delegate, var input = self.input {
             self.input = nil
             let event: HTTP1ResponseEvent?

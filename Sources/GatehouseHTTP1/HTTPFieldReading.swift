@@ -130,3 +130,18 @@ extension Substring {
         return slice
     }
 }
+
+extension Optional where Wrapped == ByteBuffer {
+    /// Adds a read to the bytes waiting to be parsed. What the parser consumed goes first: a peer
+    /// that ends every write inside a line would otherwise keep all it ever sent in the buffer.
+    public mutating func cumulate(_ bytes: inout ByteBuffer) {
+        guard var input = self, input.readableBytes > 0 else {
+            self = bytes
+            return
+        }
+        self = nil  // uniquely referenced while it grows: no copy on write
+        input.discardReadBytes()
+        input.writeBuffer(&bytes)
+        self = input
+    }
+}
