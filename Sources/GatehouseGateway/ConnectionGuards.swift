@@ -5,7 +5,7 @@ import Synchronization
 
 /// Limits a listener enforces per connection, from `gateway.conf`.
 public struct ConnectionLimits: Sendable {
-    /// Largest request head (all header names and values) accepted; beyond it, 431.
+    /// Largest request head (every byte: request line, fields, line ends) accepted; beyond it, 431.
     public var maxHeaderBytes: Int
     /// Most header fields accepted; beyond it, 431.
     public var maxHeaderCount: Int

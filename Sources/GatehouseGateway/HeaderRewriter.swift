@@ -70,11 +70,6 @@ public enum HeaderRewriter {
         case forwardingAlias
     }
 
-    /// The role of the header `name` (ASCII case-insensitive).
-    static func role(of name: String) -> FieldRole {
-        name.withUTF8Bytes { Self.role(of: UnsafeRawBufferPointer($0)) }
-    }
-
     /// The role of the header named by `bytes` (ASCII case-insensitive).
     static func role(of bytes: UnsafeRawBufferPointer) -> FieldRole {
         @inline(__always) func equals(_ lowercase: StaticString) -> Bool { ASCII.equalsIgnoringCase(bytes, lowercase) }
@@ -112,7 +107,8 @@ public enum HeaderRewriter {
         // Rare: a name with `_`, read as `-` the way CGI-style servers do, is one of the
         // forwarding headers (no name above has a `_`, so this looks once).
         if bytes.contains(UInt8(ascii: "_")) {
-            switch Self.role(of: String(decoding: bytes.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)) {
+            let dashed = bytes.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }
+            switch dashed.withUnsafeBytes({ Self.role(of: $0) }) {
             case .forwardedFor, .forwardedProto, .forwardedHost, .requestID, .clientForwarding: return .forwardingAlias
             default: break
             }

@@ -57,7 +57,7 @@ public enum ASCII {
     /// `bytes` equals the lowercase ASCII `lowercase`, ignoring ASCII case. `bytes` are tchar or
     /// field bytes; `lowercase` holds only letters, digits and '-', so OR-ing 0x20 folds exactly.
     @inline(__always)
-    static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         let expected = lowercase.utf8Start
         for i in 0..<bytes.count {

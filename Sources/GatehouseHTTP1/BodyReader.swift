@@ -105,10 +105,10 @@ enum BodyReader {
         for index in 0..<fields.count {
             let framing = fields.withName(at: index) { name in
                 switch name.count {
-                case 14: return ASCII.equalsLowercase(name, "content-length")
-                case 17: return ASCII.equalsLowercase(name, "transfer-encoding")
-                case 10: return ASCII.equalsLowercase(name, "connection")
-                case 16: return ASCII.equalsLowercase(name, "proxy-connection")
+                case 14: return ASCII.equalsIgnoringCase(name, "content-length")
+                case 17: return ASCII.equalsIgnoringCase(name, "transfer-encoding")
+                case 10: return ASCII.equalsIgnoringCase(name, "connection")
+                case 16: return ASCII.equalsIgnoringCase(name, "proxy-connection")
                 default: return false
                 }
             }

@@ -35,24 +35,28 @@ struct FieldSemantics {
             let name = UnsafeRawBufferPointer(rebasing: bytes[Int(span.nameStart)..<Int(span.nameEnd)])
             let value = UnsafeRawBufferPointer(rebasing: bytes[Int(span.valueStart)..<Int(span.valueEnd)])
             switch name.count {
-            case 14 where ASCII.equalsLowercase(name, "content-length"):
+            case 14 where ASCII.equalsIgnoringCase(name, "content-length"):
                 self.contentLengthCount += 1
                 // A second field, even an identical one, is refused (llhttp does the same).
                 guard self.contentLengthCount == 1 else { throw HTTP1ParseError(.duplicateContentLength) }
                 self.contentLength = try Self.parseContentLength(value)
-            case 17 where ASCII.equalsLowercase(name, "transfer-encoding"):
+                // llhttp refuses an HTAB after the digits (a space it takes): so do we, never laxer.
+                if Int(span.valueEnd) < bytes.count, bytes[Int(span.valueEnd)] == ASCII.htab {
+                    throw HTTP1ParseError(.invalidContentLength)
+                }
+            case 17 where ASCII.equalsIgnoringCase(name, "transfer-encoding"):
                 self.transferEncodingCount += 1
                 self.transferEncoding = Self.parseTransferEncoding(value, trailer: bytes, after: Int(span.valueEnd), previous: self.transferEncoding, first: self.transferEncodingCount == 1)
-            case 10 where ASCII.equalsLowercase(name, "connection"):
+            case 10 where ASCII.equalsIgnoringCase(name, "connection"):
                 self.readConnection(value, upgradeCounts: true)
-            case 16 where ASCII.equalsLowercase(name, "proxy-connection"):
+            case 16 where ASCII.equalsIgnoringCase(name, "proxy-connection"):
                 // Not in any RFC, but llhttp reads it like Connection; for close and keep-alive we
                 // follow (closing is never less safe), upgrade we leave to Connection.
                 self.readConnection(value, upgradeCounts: false)
-            case 7 where ASCII.equalsLowercase(name, "upgrade"):
+            case 7 where ASCII.equalsIgnoringCase(name, "upgrade"):
                 if self.upgradeFieldIndex == nil && !value.isEmpty { self.upgradeFieldIndex = index }
-            case 6 where ASCII.equalsLowercase(name, "expect"):
-                if ASCII.equalsLowercase(value, "100-continue") { self.expectsContinue = true }
+            case 6 where ASCII.equalsIgnoringCase(name, "expect"):
+                if ASCII.equalsIgnoringCase(value, "100-continue") { self.expectsContinue = true }
             default:
                 break
             }
@@ -100,7 +104,7 @@ struct FieldSemantics {
             let trimmed = Self.trimSP(element)
             guard !trimmed.isEmpty, !element.contains(ASCII.htab) else { return .malformed }
             for b in trimmed where !ASCII.isTChar(b) { return .malformed }
-            last = ASCII.equalsLowercase(trimmed, "chunked") ? .chunkedFinal : .other
+            last = ASCII.equalsIgnoringCase(trimmed, "chunked") ? .chunkedFinal : .other
             elementCount += 1
             start = end + 1
         }
@@ -128,9 +132,9 @@ struct FieldSemantics {
             while hi > lo, ASCII.isOWS(value[hi - 1]) { hi -= 1 }
             let token = UnsafeRawBufferPointer(rebasing: value[lo..<hi])
             switch token.count {
-            case 5 where ASCII.equalsLowercase(token, "close"): self.close = true
-            case 10 where ASCII.equalsLowercase(token, "keep-alive"): self.keepAliveToken = true
-            case 7 where upgradeCounts && ASCII.equalsLowercase(token, "upgrade"): self.connectionUpgrade = true
+            case 5 where ASCII.equalsIgnoringCase(token, "close"): self.close = true
+            case 10 where ASCII.equalsIgnoringCase(token, "keep-alive"): self.keepAliveToken = true
+            case 7 where upgradeCounts && ASCII.equalsIgnoringCase(token, "upgrade"): self.connectionUpgrade = true
             default: break
             }
             start = end + 1

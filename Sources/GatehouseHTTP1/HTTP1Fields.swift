@@ -48,29 +48,7 @@ public struct HTTP1Fields: Sendable {
 
     /// Whether field `index` is named `lowercaseName` (ASCII case-insensitive).
     public func isNamed(_ lowercaseName: StaticString, at index: Int) -> Bool {
-        self.withName(at: index) { ASCII.equalsLowercase($0, lowercaseName) }
-    }
-
-    /// Values of every field named `lowercaseName` (ASCII case-insensitive), in order.
-    public func values(named lowercaseName: StaticString) -> [String] {
-        var result: [String] = []
-        for index in 0..<self.count where self.isNamed(lowercaseName, at: index) {
-            result.append(self.value(at: index))
-        }
-        return result
-    }
-
-    public func firstValue(named lowercaseName: StaticString) -> String? {
-        for index in 0..<self.count where self.isNamed(lowercaseName, at: index) {
-            return self.value(at: index)
-        }
-        return nil
-    }
-
-    public func count(named lowercaseName: StaticString) -> Int {
-        var n = 0
-        for index in 0..<self.count where self.isNamed(lowercaseName, at: index) { n += 1 }
-        return n
+        self.withName(at: index) { ASCII.equalsIgnoringCase($0, lowercaseName) }
     }
 
     /// Writes field `index` as `name: value\r\n` (name as sent, trimmed value) into `buffer`.

@@ -77,13 +77,6 @@ extension HTTP1Fields: HTTPFieldReading {
 }
 
 extension ASCII {
-    /// Equality, ignoring ASCII case, with `lowercase` (lower-case letters, digits and `-`),
-    /// without allocating.
-    @inline(__always)
-    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        Self.equalsLowercase(bytes, lowercase)
-    }
-
     /// Whether `bytes` contain `lowercase` anywhere, ignoring case (the same alphabet as above).
     public static func containsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         let length = lowercase.utf8CodeUnitCount
