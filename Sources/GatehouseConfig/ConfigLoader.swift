@@ -344,8 +344,21 @@ extension GatewayConfig {
             forwardToken: try section.bool("forward_token", default: true),
             keepSemicolons: try Self.keepOrRefuse("semicolons", in: &section),
             keepEncodedSlashes: try Self.keepOrRefuse("encoded_slashes", in: &section),
-            upstreamTLS: try Self.parseUpstreamTLS(&section, upstream: upstream, resolve: resolve)
+            upstreamTLS: try Self.parseUpstreamTLS(&section, upstream: upstream, resolve: resolve),
+            websocketIdleTimeout: try section.duration("websocket_idle_timeout", default: .seconds(3600)),
+            tokenParameter: try Self.parseTokenParameter(&section),
+            websocketOutlivesToken: try section.bool("websocket_outlive_token", default: false)
         )
+    }
+
+    /// `token_param`: a query parameter's name, as it appears in a URL (no percent-encoding).
+    private static func parseTokenParameter(_ section: inout Section) throws(ConfigError) -> String? {
+        guard let name = try section.string("token_param") else { return nil }
+        let allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+        guard !name.isEmpty, name.allSatisfy({ allowed.contains($0) }) else {
+            throw section.error(at: section.mapping["token_param"], "token_param", "\"\(name)\" is not a plain query parameter name (letters, digits, - . _ ~)")
+        }
+        return name
     }
 
     /// `keep` or `refuse` (the default): whether a route lets a path hazard through.

@@ -241,13 +241,24 @@ public struct RouteConfig: Sendable {
     public var keepEncodedSlashes: Bool
     /// For an https upstream; nil: the system's bundle and no client certificate.
     public var upstreamTLS: UpstreamTLSConfig?
+    /// A WebSocket tunnel in which nothing moves either way for this long is closed.
+    public var websocketIdleTimeout: Duration
+    /// `token_param`: the query parameter a WebSocket handshake may carry its access token in
+    /// (browsers cannot set `Authorization` on one); removed before forwarding, never logged.
+    public var tokenParameter: String?
+    /// `websocket_outlive_token`: tunnels stay open past their token's `exp` (revocation still ends them).
+    public var websocketOutlivesToken: Bool
 
     public init(
         prefix: String, upstream: UpstreamURL, auth: Auth, anyRole: [String] = [], allScopes: [String] = [],
         timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5), allowPreflight: Bool = false,
         stripPrefix: Bool = false, preserveHost: Bool = false, forwardToken: Bool = true, keepSemicolons: Bool = false,
-        keepEncodedSlashes: Bool = false, upstreamTLS: UpstreamTLSConfig? = nil
+        keepEncodedSlashes: Bool = false, upstreamTLS: UpstreamTLSConfig? = nil, websocketIdleTimeout: Duration = .seconds(3600),
+        tokenParameter: String? = nil, websocketOutlivesToken: Bool = false
     ) {
+        self.websocketIdleTimeout = websocketIdleTimeout
+        self.tokenParameter = tokenParameter
+        self.websocketOutlivesToken = websocketOutlivesToken
         self.keepSemicolons = keepSemicolons
         self.keepEncodedSlashes = keepEncodedSlashes
         self.upstreamTLS = upstreamTLS

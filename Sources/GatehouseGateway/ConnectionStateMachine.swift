@@ -22,6 +22,8 @@ struct ConnectionStateMachine {
         /// Waiting for a request head; `headStarted` once some of its bytes are in.
         case idle(deadline: NIODeadline, headStarted: Bool)
         case exchange(Exchange)
+        /// A WebSocket tunnel: the upstream switched protocols, bytes flow both ways as they come.
+        case tunnel(Tunnel)
         /// The last response closes the connection: nothing more is read, the adapter closes once
         /// that response is flushed.
         case closing
@@ -56,6 +58,8 @@ struct ConnectionStateMachine {
         var response: Response
         /// Whether the connection stays open after this exchange.
         var keepAlive: Bool
+        /// The request is a WebSocket handshake: a valid 101 opens a tunnel on these terms.
+        var upgrade: TunnelTerms?
 
         /// Nothing of the response has reached the client: a failure can still be answered.
         var responseUnstarted: Bool {
@@ -66,14 +70,44 @@ struct ConnectionStateMachine {
         }
     }
 
+    /// What a WebSocket tunnel lives by, fixed at its handshake.
+    struct TunnelTerms: Equatable {
+        /// The route's `websocket_idle_timeout`: nothing moved either way for this long ends it.
+        var idleTimeout: TimeAmount
+        /// When the credentials it was opened with end (`exp` plus leeway); nil: they do not
+        /// (an anonymous tunnel, or `websocket_outlive_token`). Revocation ends it anyway.
+        var credentialsEnd: NIODeadline?
+    }
+
+    /// Why a tunnel ended: `gatehouse_websocket_closed_total`'s `reason`.
+    enum TunnelEnd: String, Equatable, Sendable, CaseIterable {
+        case client, upstream, idle, expired, revoked, drain
+    }
+
+    struct Tunnel: Equatable {
+        let terms: TunnelTerms
+        var idleDeadline: NIODeadline
+        /// Set once the gateway ends the tunnel itself (close frames sent between frames): why,
+        /// and when both sockets close whatever the peers do.
+        var ending: (reason: TunnelEnd, closeDeadline: NIODeadline)?
+
+        static func == (lhs: Tunnel, rhs: Tunnel) -> Bool {
+            lhs.terms == rhs.terms && lhs.idleDeadline == rhs.idleDeadline && lhs.ending?.reason == rhs.ending?.reason
+                && lhs.ending?.closeDeadline == rhs.ending?.closeDeadline
+        }
+    }
+
+    /// How long a tunnel the gateway ends waits for the client's close frame.
+    static let tunnelCloseGrace = TimeAmount.seconds(1)
+
     /// What the gateway does with a request whose head it has read.
     enum Plan: Equatable {
         /// Answers it now (an error, `/auth/verify`); `closes` when the answer ends the connection.
         case answer(closes: Bool)
         /// Reads the body for the local endpoints.
         case local
-        /// Forwards it; the upstream must answer by `deadline`.
-        case forward(deadline: NIODeadline)
+        /// Forwards it; the upstream must answer by `deadline`. `upgrade`: a WebSocket handshake.
+        case forward(deadline: NIODeadline, upgrade: TunnelTerms? = nil)
     }
 
     /// Where a request body part goes.
@@ -113,6 +147,20 @@ struct ConnectionStateMachine {
         case bodyStalled
         /// The upstream did not answer in time: 504 (`upstreamFailed()`).
         case upstreamTimedOut
+        /// Nothing moved through the tunnel for its idle timeout: close both sockets.
+        case tunnelIdle
+        /// The tunnel's credentials ended: end it (`endTunnel(.expired)`).
+        case tunnelCredentialsEnded
+    }
+
+    /// What a drain does to a connection.
+    enum Drain: Equatable {
+        /// Close it now: no exchange runs.
+        case closeNow
+        /// The exchange in flight ends with `Connection: close`.
+        case finishExchange
+        /// A tunnel: it ends with close frames (`endTunnel(.drain)` was applied).
+        case endTunnel
     }
 
     let timeouts: Timeouts
@@ -137,7 +185,7 @@ struct ConnectionStateMachine {
     var wantsInput: Bool {
         switch self.state {
         case .idle: return self.writeStallDeadline == nil
-        case .closing, .closed: return false
+        case .closing, .closed, .tunnel: return false
         case .exchange(let exchange):
             guard case .body = exchange.request else { return false }
             switch exchange.response {
@@ -155,6 +203,8 @@ struct ConnectionStateMachine {
         switch self.state {
         case .idle: return self.wantsInput
         case .closing, .closed: return false
+        // The client's bytes go to the upstream as they come, while it takes them.
+        case .tunnel: return self.upstreamWritable
         case .exchange:
             return self.wantsInput || !hasBufferedInput && self.requestComplete
         }
@@ -181,6 +231,9 @@ struct ConnectionStateMachine {
             case .connecting(let upstream), .awaitingHead(let upstream): consider(upstream)
             default: break
             }
+        case .tunnel(let tunnel):
+            consider(tunnel.idleDeadline)
+            if let ending = tunnel.ending { consider(ending.closeDeadline) } else { consider(tunnel.terms.credentialsEnd) }
         case .closing, .closed:
             break
         }
@@ -210,6 +263,7 @@ struct ConnectionStateMachine {
     mutating func requestHead(keepAlive: Bool, plan: Plan, now: NIODeadline) {
         guard case .idle = self.state else { preconditionFailure("a request head outside idle: \(self.state)") }
         let response: Exchange.Response
+        var upgrade: TunnelTerms?
         var keepAlive = keepAlive && !self.draining
         switch plan {
         case .answer(let closes):
@@ -217,11 +271,14 @@ struct ConnectionStateMachine {
             if closes { keepAlive = false }
         case .local:
             response = .readingLocal
-        case .forward(let deadline):
+        case .forward(let deadline, let terms):
             response = .connecting(deadline: deadline)
+            upgrade = terms
         }
         self.upstreamWritable = true
-        self.state = .exchange(Exchange(request: .body(stallDeadline: now + self.timeouts.idle), response: response, keepAlive: keepAlive))
+        self.state = .exchange(
+            Exchange(request: .body(stallDeadline: now + self.timeouts.idle), response: response, keepAlive: keepAlive, upgrade: upgrade)
+        )
     }
 
     /// A part of the request body was read.
@@ -264,6 +321,9 @@ struct ConnectionStateMachine {
         case .idle:
             self.state = .exchange(Exchange(request: .complete, response: .answered, keepAlive: false))
             return true
+        case .tunnel:
+            self.state = .closing
+            return false
         case .exchange(var exchange) where exchange.responseUnstarted:
             exchange.request = .complete
             exchange.response = .answered
@@ -274,6 +334,48 @@ struct ConnectionStateMachine {
             self.state = .closing
             return false
         }
+    }
+
+    // MARK: The WebSocket tunnel
+
+    /// The upstream answered 101 and its accept value matched: true when the exchange was a
+    /// handshake whose request is complete, and the connection is a tunnel
+    /// now (the route's timeout and `idle_timeout` stop here); false means 502.
+    mutating func upstreamSwitchedProtocols(now: NIODeadline) -> Bool {
+        guard case .exchange(let exchange) = self.state, case .awaitingHead = exchange.response, let terms = exchange.upgrade,
+            exchange.request == .complete
+        else { return false }
+        self.writeStallDeadline = nil
+        self.state = .tunnel(Tunnel(terms: terms, idleDeadline: now + terms.idleTimeout))
+        return true
+    }
+
+    /// Bytes moved through the tunnel, either way: its idle timeout starts again.
+    mutating func tunnelMoved(now: NIODeadline) {
+        guard case .tunnel(var tunnel) = self.state else { return }
+        tunnel.idleDeadline = now + tunnel.terms.idleTimeout
+        self.state = .tunnel(tunnel)
+    }
+
+    /// The gateway ends the tunnel for `reason`: true when it was not ending already (the adapter
+    /// then sends the close frames, each between frames, and stops relaying); both sockets close
+    /// after the client's close frame or `tunnelCloseGrace`.
+    mutating func endTunnel(_ reason: TunnelEnd, now: NIODeadline) -> Bool {
+        guard case .tunnel(var tunnel) = self.state, tunnel.ending == nil else { return false }
+        tunnel.ending = (reason, now + Self.tunnelCloseGrace)
+        self.state = .tunnel(tunnel)
+        return true
+    }
+
+    /// Why the tunnel is ending, if the gateway ends it.
+    var tunnelEnding: TunnelEnd? {
+        if case .tunnel(let tunnel) = self.state { return tunnel.ending?.reason }
+        return nil
+    }
+
+    var isTunnel: Bool {
+        if case .tunnel = self.state { return true }
+        return false
     }
 
     // MARK: Events from the upstream
@@ -321,7 +423,10 @@ struct ConnectionStateMachine {
     /// when the adapter answers 502/504 (the connection stays as it was asked to), false when the
     /// response is under way and the only honest end is to close.
     mutating func upstreamFailed() -> Bool {
-        guard case .exchange(var exchange) = self.state else { return false }
+        guard case .exchange(var exchange) = self.state else {
+            if case .tunnel = self.state { self.state = .closing }
+            return false
+        }
         switch exchange.response {
         case .connecting, .awaitingHead:
             exchange.response = .answered
@@ -366,6 +471,9 @@ struct ConnectionStateMachine {
 
     /// The client can or cannot take more: a client that takes nothing for `idle_timeout` is closed.
     mutating func clientWritabilityChanged(_ writable: Bool, now: NIODeadline) {
+        // In a tunnel, a client that takes nothing stops the upstream's reads: nothing moves, and
+        // the tunnel's idle timeout applies.
+        if case .tunnel = self.state { return }
         self.writeStallDeadline = writable ? nil : now + self.timeouts.idle
     }
 
@@ -396,25 +504,39 @@ struct ConnectionStateMachine {
                 return .bodyStalled
             }
             return nil
+        case .tunnel(let tunnel):
+            if let ending = tunnel.ending {
+                guard now >= ending.closeDeadline else { return nil }
+                self.state = .closing
+                return .close
+            }
+            if now >= tunnel.idleDeadline {
+                self.state = .closing
+                return .tunnelIdle
+            }
+            if let end = tunnel.terms.credentialsEnd, now >= end { return .tunnelCredentialsEnded }
+            return nil
         case .closing, .closed:
             return nil
         }
     }
 
-    /// The server drains: true when the adapter closes now (no exchange runs); otherwise the
-    /// exchange in flight ends with `Connection: close`.
-    mutating func drain() -> Bool {
+    /// The server drains: idle connections close, the exchange in flight ends with
+    /// `Connection: close` (a handshake gets no tunnel), a tunnel ends with close frames.
+    mutating func drain(now: NIODeadline) -> Drain {
         self.draining = true
         switch self.state {
         case .idle:
             self.state = .closing
-            return true
+            return .closeNow
         case .exchange(var exchange):
             exchange.keepAlive = false
             self.state = .exchange(exchange)
-            return false
+            return .finishExchange
+        case .tunnel:
+            return self.endTunnel(.drain, now: now) ? .endTunnel : .finishExchange
         case .closing, .closed:
-            return false
+            return .finishExchange
         }
     }
 

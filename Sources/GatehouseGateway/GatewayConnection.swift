@@ -49,6 +49,12 @@ final class GatewayConnection: ChannelInboundHandler {
     private var upstreamRequest: ByteBuffer?
     /// The request being read for the local endpoints.
     private var localRequest: LocalRequest?
+    /// The WebSocket handshake forwarded, whose 101 must answer its key.
+    private var handshake: WebSocketHandshake?
+    /// The session of the handshake's token: revoking it ends the tunnel.
+    private var handshakeSessionID: String?
+    /// Once the upstream switched protocols: the tunnel's bytes.
+    private var tunnel: TunnelRelay?
 
     init(state: LoopState, scheme: String, timeouts: ConnectionStateMachine.Timeouts, limits: HTTP1Limits) {
         self.state = state
@@ -75,6 +81,8 @@ final class GatewayConnection: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.state.connections[ObjectIdentifier(self)] = nil
+        if let tunnel = self.tunnel { self.tunnelEnded(tunnel) }
+        self.tunnel = nil
         self.machine.closed()
         self.dropUpstream()
         self.input = nil
@@ -85,6 +93,10 @@ final class GatewayConnection: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
+        if self.tunnel != nil {
+            self.tunnelFromClient(bytes, context: context)
+            return
+        }
         self.input.cumulate(&bytes)
         self.parseInput(context: context)
     }
@@ -213,9 +225,11 @@ final class GatewayConnection: ChannelInboundHandler {
         self.method = head.method
         self.version = head.version
         self.responseBody.framing = .none
+        self.handshake = nil
         self.log = ExchangeLog(requestID: HeaderRewriter.requestID(of: head.fields), target: head.target)
         let decision = self.state.authorizer.decide(
-            method: head.method, target: head.target, fields: head.fields, now: currentTime(), cache: self.state.cache, revoked: self.state.revoked
+            method: head.method, version: head.version, target: head.target, fields: head.fields, now: currentTime(), cache: self.state.cache,
+            revoked: self.state.revoked
         )
         switch decision {
         case .respond(let error, let route):
@@ -245,20 +259,38 @@ final class GatewayConnection: ChannelInboundHandler {
             self.log.route = route.prefix
             self.log.userID = identity?.userID
             self.forward(head, route: route, path: path, identity: identity, now: now, context: context)
+        case .upgrade(let route, let path, let identity, let handshake):
+            self.log.route = route.prefix
+            self.log.userID = identity?.userID
+            self.handshake = handshake
+            self.handshakeSessionID = identity?.sessionID
+            let terms = ConnectionStateMachine.TunnelTerms(
+                idleTimeout: route.websocketIdleTimeout.timeAmount,
+                credentialsEnd: route.websocketOutlivesToken ? nil : identity?.validUntil.map { Self.deadline(at: $0, now: now) }
+            )
+            self.forward(head, route: route, path: path, identity: identity, upgrade: terms, now: now, context: context)
         }
     }
 
+    /// The loop's clock's deadline for a wall-clock time (seconds since the epoch), within ten years.
+    private static func deadline(at time: Double, now: NIODeadline) -> NIODeadline {
+        let seconds = min(max(time - currentTime(), 0), 10 * 365 * 86_400)
+        return now + .nanoseconds(Int64(seconds * 1e9))
+    }
+
     private func forward(
-        _ head: HTTP1RequestHead, route: RouteConfig, path: RequestPath, identity: Identity?, now: NIODeadline, context: ChannelHandlerContext
+        _ head: HTTP1RequestHead, route: RouteConfig, path: RequestPath, identity: Identity?, upgrade: ConnectionStateMachine.TunnelTerms? = nil,
+        now: NIODeadline, context: ChannelHandlerContext
     ) {
         let upstreamURL = route.upstream
         let defaultPort = upstreamURL.scheme == "https" ? 443 : 80
         let authority = upstreamURL.port == defaultPort ? upstreamURL.host : "\(upstreamURL.host):\(upstreamURL.port)"
-        let forwarding = ForwardingContext(
+        var forwarding = ForwardingContext(
             clientAddress: self.peerAddress ?? "unknown", scheme: self.scheme,
             upstreamAuthority: authority, preserveHost: route.preserveHost, forwardToken: route.forwardToken,
             accessCookie: self.state.authorizer.cookie, trustedPeer: self.peerTrusted
         )
+        forwarding.webSocket = upgrade != nil
         let target = path.forwardedTarget(stripping: route.stripPrefix ? route.prefix : nil, basePath: upstreamURL.basePath)
         var request = HeadWriter(method: head.method, target: target, allocator: context.channel.allocator)
         let facts = HeaderRewriter.writeRequestFields(
@@ -266,7 +298,7 @@ final class GatewayConnection: ChannelInboundHandler {
         )
         self.upstreamRequest = request.finish()
         self.requestBody.framing = facts.body
-        self.machine.requestHead(keepAlive: head.keepAlive, plan: .forward(deadline: now + route.timeout.timeAmount), now: now)
+        self.machine.requestHead(keepAlive: head.keepAlive, plan: .forward(deadline: now + route.timeout.timeAmount, upgrade: upgrade), now: now)
         // The gateway answers `Expect: 100-continue` itself once the request is admitted.
         if facts.expectsContinue { self.writeContinue(context: context) }
         // A pooled connection is taken at once; a new one takes a round trip, during which the
@@ -312,7 +344,12 @@ final class GatewayConnection: ChannelInboundHandler {
 
     /// Called by the loop's sweep with the loop's clock: whatever deadline passed.
     func sweep(now: NIODeadline) {
-        guard let context = self.context, let expiry = self.machine.expire(now: now) else { return }
+        guard let context = self.context else { return }
+        if let tunnel = self.tunnel, let sessionID = tunnel.sessionID, let revoked = self.state.revoked, revoked.revision != tunnel.checkedRevision {
+            self.tunnel?.checkedRevision = revoked.revision
+            if revoked.contains(sessionID) { self.endTunnel(.revoked, context: context) }
+        }
+        guard let expiry = self.machine.expire(now: now) else { return }
         switch expiry {
         case .close:
             context.close(promise: nil)
@@ -328,6 +365,11 @@ final class GatewayConnection: ChannelInboundHandler {
             self.applyReads(context: context)
         case .upstreamTimedOut:
             self.upstreamFailed(.gatewayTimeout, context: context)
+        case .tunnelIdle:
+            if self.tunnel?.endReason == nil { self.tunnel?.endReason = .idle }
+            self.closeTunnel(context: context)
+        case .tunnelCredentialsEnded:
+            self.endTunnel(.expired, context: context)
         }
     }
 
@@ -430,7 +472,12 @@ final class GatewayConnection: ChannelInboundHandler {
     /// The server is draining: close now if idle, else once the exchange in flight ends (its
     /// response says `Connection: close`).
     func drain() {
-        if self.machine.drain() { self.context?.close(promise: nil) }
+        guard let context = self.context else { return }
+        switch self.machine.drain(now: .now()) {
+        case .closeNow: context.close(promise: nil)
+        case .finishExchange: break
+        case .endTunnel: self.sendTunnelCloses(.drain, context: context)
+        }
     }
 
     /// Closes the connection whatever it is doing (the grace period is over).
@@ -446,9 +493,8 @@ extension GatewayConnection: UpstreamDelegate {
         guard let context = self.context, self.upstream != nil else { return }
         switch event {
         case .head(let head):
-            // No upgrade was asked for: a 101 is a broken upstream (502), and the parser reads no more.
             if head.status == 101 {
-                self.upstreamFailed(.badGateway, context: context)
+                self.switchProtocols(head, context: context)
                 return
             }
             // 100 Continue was answered by the gateway; other 1xx are not relayed.
@@ -533,7 +579,157 @@ extension GatewayConnection: UpstreamDelegate {
     func upstreamClosed() {
         guard let context = self.context, self.upstream != nil else { return }
         self.upstream = nil
+        if self.tunnel != nil {
+            // The upstream ended the tunnel: what it sent reaches the client, then it closes too.
+            if self.tunnel?.endReason == nil { self.tunnel?.endReason = .upstream }
+            self.closeAfterFlush(context: context)
+            return
+        }
         self.upstreamFailed(.badGateway, context: context)
+    }
+}
+
+// MARK: The WebSocket tunnel
+
+extension GatewayConnection {
+    /// A 101: a tunnel when the exchange was a handshake and the upstream completed it; any other
+    /// 101 is a 502, and both sides close (an upstream tricked into a bare 101 must not open a
+    /// raw tunnel).
+    private func switchProtocols(_ head: HTTP1ResponseHead, context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        guard let handshake = self.handshake, handshake.isAccepted(by: head.fields), let upstream = self.upstream,
+            self.machine.upstreamSwitchedProtocols(now: now)
+        else {
+            self.dropUpstream()
+            guard self.machine.abandon() else {
+                context.close(promise: nil)
+                return
+            }
+            self.log.failure = "bad_upgrade"
+            self.answer(.badGateway, context: context)
+            return
+        }
+        upstream.handler.startTunnel()
+        self.handshake = nil
+        self.log.status = 101
+        self.metrics.countRequest(route: self.log.route, status: 101)
+        self.metrics.tunnelOpened(route: self.log.route)
+        self.tunnel = TunnelRelay(openedAt: now, sessionID: self.handshakeSessionID)
+        var writer = HeadWriter(status: .switchingProtocols, allocator: context.channel.allocator)
+        HeaderRewriter.writeResponseFields(of: head.fields, dropTransferEncoding: false, to: &writer)
+        writer.add(name: "Upgrade", value: "websocket")
+        writer.add(name: "Connection", value: "Upgrade")
+        context.write(self.wrapOutboundOut(writer.finish()), promise: nil)
+        // Frames the client sent right behind its handshake.
+        if let input = self.input, input.readableBytes > 0 {
+            self.input = nil
+            self.tunnelFromClient(input, context: context)
+        }
+        self.input = nil
+        self.applyReads(context: context)
+        context.flush()
+        if self.state.draining { self.drain() }
+    }
+
+    /// Client bytes: to the upstream while the tunnel runs (see `TunnelRelay`).
+    private func tunnelFromClient(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        guard var relay = self.tunnel else { return }
+        let ending = self.machine.tunnelEnding
+        self.machine.tunnelMoved(now: .now())
+        let pass: TunnelRelay.Pass
+        do {
+            pass = try bytes.withUnsafeReadableBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.fromClient(bytes, ending: ending != nil) }
+        } catch {
+            relay.endReason = relay.endReason ?? .client
+            self.tunnel = relay
+            self.closeTunnel(context: context)
+            return
+        }
+        // Whoever sends the first close frame ends the tunnel (for the metrics).
+        if relay.endReason == nil, relay.fromClient.sawClose { relay.endReason = .client }
+        self.tunnel = relay
+        if let upstream = self.upstream {
+            if pass.forward > 0 { upstream.writer.write(NIOAny(bytes.getSlice(at: bytes.readerIndex, length: pass.forward)!), promise: nil) }
+            if pass.sendClose, let ending { self.writeClose(ending, toUpstream: upstream) }
+        }
+        if relay.clientAnsweredClose { self.closeTunnel(context: context) }
+    }
+
+    func upstreamTunnelRead(_ bytes: ByteBuffer) {
+        guard let context = self.context, var relay = self.tunnel else { return }
+        let ending = self.machine.tunnelEnding
+        self.machine.tunnelMoved(now: .now())
+        let pass: TunnelRelay.Pass
+        do {
+            pass = try bytes.withUnsafeReadableBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.fromUpstream(bytes, ending: ending != nil) }
+        } catch {
+            relay.endReason = relay.endReason ?? .upstream
+            self.tunnel = relay
+            self.closeTunnel(context: context)
+            return
+        }
+        if relay.endReason == nil, relay.fromUpstream.sawClose { relay.endReason = .upstream }
+        self.tunnel = relay
+        if pass.forward > 0 { context.write(self.wrapOutboundOut(bytes.getSlice(at: bytes.readerIndex, length: pass.forward)!), promise: nil) }
+        if pass.sendClose, let ending { self.writeClose(ending, context: context) }
+    }
+
+    /// The gateway ends the tunnel for `reason` (its credentials ended, its session was revoked).
+    private func endTunnel(_ reason: ConnectionStateMachine.TunnelEnd, context: ChannelHandlerContext) {
+        guard self.machine.endTunnel(reason, now: .now()) else { return }
+        self.sendTunnelCloses(reason, context: context)
+    }
+
+    /// Sends the close frames that can go now, each side between frames; the others follow their
+    /// frame under way (`TunnelRelay.Pass.sendClose`). Both sockets close after the client's close
+    /// frame, or after `tunnelCloseGrace` (the sweep).
+    private func sendTunnelCloses(_ reason: ConnectionStateMachine.TunnelEnd, context: ChannelHandlerContext) {
+        guard var relay = self.tunnel else { return }
+        relay.endReason = relay.endReason ?? reason
+        let due = relay.closesDue()
+        self.tunnel = relay
+        if due.toClient { self.writeClose(reason, context: context) }
+        if due.toUpstream, let upstream = self.upstream { self.writeClose(reason, toUpstream: upstream) }
+        if relay.clientAnsweredClose { self.closeTunnel(context: context) }
+    }
+
+    private func writeClose(_ reason: ConnectionStateMachine.TunnelEnd, context: ChannelHandlerContext) {
+        let frame = TunnelRelay.closeFrame(for: reason, masked: false)
+        var buffer = context.channel.allocator.buffer(capacity: frame.count)
+        buffer.writeBytes(frame)
+        context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    private func writeClose(_ reason: ConnectionStateMachine.TunnelEnd, toUpstream upstream: UpstreamConnection) {
+        let frame = TunnelRelay.closeFrame(for: reason, masked: true)
+        var buffer = upstream.channel.allocator.buffer(capacity: frame.count)
+        buffer.writeBytes(frame)
+        upstream.writer.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
+    /// Closes both sides, the client's once what was written to it has gone out.
+    private func closeTunnel(context: ChannelHandlerContext) {
+        if let upstream = self.upstream {
+            upstream.handler.delegate = nil
+            upstream.writer.flush()
+            upstream.channel.close(promise: nil)
+            self.upstream = nil
+        }
+        self.closeAfterFlush(context: context)
+    }
+
+    /// The client's connection closed with a tunnel on it: counted and logged once.
+    private func tunnelEnded(_ tunnel: TunnelRelay) {
+        let reason = tunnel.endReason ?? .client
+        self.metrics.tunnelClosed(route: self.log.route, reason: reason)
+        guard let accessLog = self.state.accessLog else { return }
+        let seconds = Double((NIODeadline.now() - tunnel.openedAt).nanoseconds) / 1e9
+        var metadata = self.exchangeMetadata()
+        metadata["duration_ms"] = .stringConvertible((seconds * 1e6).rounded() / 1e3)
+        metadata["bytes_from_client"] = .stringConvertible(tunnel.bytesFromClient)
+        metadata["bytes_from_upstream"] = .stringConvertible(tunnel.bytesFromUpstream)
+        metadata["reason"] = .string(reason.rawValue)
+        accessLog.logger.info("websocket", metadata: metadata)
     }
 }
 
@@ -625,6 +821,10 @@ struct ExchangeLog {
 extension GatewayConnection {
     private func logExchange() {
         guard let accessLog = self.state.accessLog else { return }
+        accessLog.logger.info("request", metadata: self.exchangeMetadata())
+    }
+
+    private func exchangeMetadata() -> Logger.Metadata {
         var metadata: Logger.Metadata = [
             "request_id": .string(self.log.requestID), "method": .string(self.method.rawValue),
             "path": .string(String(self.log.target.prefix { $0 != "?" })), "route": .string(self.log.route),
@@ -633,7 +833,7 @@ extension GatewayConnection {
         if let seconds = self.log.upstreamSeconds { metadata["upstream_ms"] = .stringConvertible((seconds * 1e6).rounded() / 1e3) }
         if let userID = self.log.userID { metadata["user_id"] = .string(userID) }
         if let failure = self.log.failure { metadata["reason"] = .string(failure) }
-        accessLog.logger.info("request", metadata: metadata)
+        return metadata
     }
 }
 

@@ -31,9 +31,26 @@ final class LoopMetrics {
         }
     }
 
+    struct TunnelKey: Hashable {
+        let route: String
+        let reason: ConnectionStateMachine.TunnelEnd
+    }
+
     var requests: [RequestKey: Int] = [:]
     var rejections: [RejectionReason: Int] = [:]
     var upstream: [String: Histogram] = [:]
+    /// WebSocket tunnels open now, by route.
+    var tunnelsOpen: [String: Int] = [:]
+    var tunnelsClosed: [TunnelKey: Int] = [:]
+
+    func tunnelOpened(route: String) {
+        self.tunnelsOpen[route, default: 0] += 1
+    }
+
+    func tunnelClosed(route: String, reason: ConnectionStateMachine.TunnelEnd) {
+        self.tunnelsOpen[route, default: 0] -= 1
+        self.tunnelsClosed[TunnelKey(route: route, reason: reason), default: 0] += 1
+    }
 
     func countRequest(route: String, status: Int) {
         self.requests[RequestKey(route: route, status: status), default: 0] += 1
@@ -49,7 +66,10 @@ final class LoopMetrics {
 
     /// A copy of everything, for a scrape.
     var snapshot: MetricsSnapshot {
-        MetricsSnapshot(requests: self.requests, rejections: self.rejections, upstream: self.upstream)
+        MetricsSnapshot(
+            requests: self.requests, rejections: self.rejections, upstream: self.upstream, tunnelsOpen: self.tunnelsOpen,
+            tunnelsClosed: self.tunnelsClosed
+        )
     }
 }
 
@@ -61,6 +81,8 @@ struct MetricsSnapshot: Sendable {
     var requests: [LoopMetrics.RequestKey: Int] = [:]
     var rejections: [RejectionReason: Int] = [:]
     var upstream: [String: LoopMetrics.Histogram] = [:]
+    var tunnelsOpen: [String: Int] = [:]
+    var tunnelsClosed: [LoopMetrics.TunnelKey: Int] = [:]
     var cacheHits = 0
     var cacheMisses = 0
     var jwksRefreshes = (ok: 0, error: 0)
@@ -70,6 +92,8 @@ struct MetricsSnapshot: Sendable {
         for (key, count) in other.requests { self.requests[key, default: 0] += count }
         for (key, count) in other.rejections { self.rejections[key, default: 0] += count }
         for (key, histogram) in other.upstream { self.upstream[key, default: .init()].add(histogram) }
+        for (key, count) in other.tunnelsOpen { self.tunnelsOpen[key, default: 0] += count }
+        for (key, count) in other.tunnelsClosed { self.tunnelsClosed[key, default: 0] += count }
         self.cacheHits += other.cacheHits
         self.cacheMisses += other.cacheMisses
     }
@@ -97,6 +121,16 @@ struct MetricsSnapshot: Sendable {
             lines.append("gatehouse_upstream_duration_seconds_bucket{\(label),le=\"+Inf\"} \(histogram.count)")
             lines.append("gatehouse_upstream_duration_seconds_sum{\(label)} \(histogram.sum)")
             lines.append("gatehouse_upstream_duration_seconds_count{\(label)} \(histogram.count)")
+        }
+        lines.append("# HELP gatehouse_websocket_tunnels WebSocket tunnels open, by route prefix.")
+        lines.append("# TYPE gatehouse_websocket_tunnels gauge")
+        for (route, count) in self.tunnelsOpen.sorted(by: { $0.key < $1.key }) {
+            lines.append("gatehouse_websocket_tunnels{route=\"\(Self.escape(route))\"} \(count)")
+        }
+        lines.append("# HELP gatehouse_websocket_closed_total WebSocket tunnels ended, by route prefix and reason.")
+        lines.append("# TYPE gatehouse_websocket_closed_total counter")
+        for (key, count) in self.tunnelsClosed.sorted(by: { ($0.key.route, $0.key.reason.rawValue) < ($1.key.route, $1.key.reason.rawValue) }) {
+            lines.append("gatehouse_websocket_closed_total{route=\"\(Self.escape(key.route))\",reason=\"\(key.reason.rawValue)\"} \(count)")
         }
         lines.append("# HELP gatehouse_token_cache_hits_total Tokens found in the verified-token cache.")
         lines.append("# TYPE gatehouse_token_cache_hits_total counter")

@@ -20,6 +20,9 @@ public struct ForwardingContext: Sendable {
     public var accessCookie: String?
     /// The peer is one of `trusted_proxies`: its forwarding headers are believed and passed on.
     public var trustedPeer: Bool
+    /// The request is a WebSocket handshake: `Upgrade: websocket` and `Connection: Upgrade` go
+    /// upstream (every other `Upgrade` is removed as hop-by-hop).
+    public var webSocket = false
 
     public init(
         clientAddress: String, scheme: String, upstreamAuthority: String, preserveHost: Bool, forwardToken: Bool, accessCookie: String? = nil,
@@ -240,6 +243,10 @@ public enum HeaderRewriter {
         sink.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + context.clientAddress } ?? context.clientAddress)
         sink.add(name: "X-Forwarded-Proto", value: context.scheme)
         sink.add(name: "X-Request-Id", value: requestID)
+        if context.webSocket {
+            sink.add(name: "Connection", value: "Upgrade")
+            sink.add(name: "Upgrade", value: "websocket")
+        }
         return facts
     }
 

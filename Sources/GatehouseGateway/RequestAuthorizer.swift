@@ -13,6 +13,9 @@ public struct RequestAuthorizer: Sendable {
         case respond(HTTPError, route: String?)
         /// Forward to `route`, as `path`, with `identity` (nil: anonymous, no identity headers).
         case forward(route: RouteConfig, path: RequestPath, identity: Identity?)
+        /// Forward a WebSocket handshake (`path` without the route's token parameter); a valid 101
+        /// turns the connection into a tunnel that lives no longer than `identity`'s token.
+        case upgrade(route: RouteConfig, path: RequestPath, identity: Identity?, handshake: WebSocketHandshake)
         /// `/auth/verify` (forward-auth): answer 200 with the identity headers, no body.
         case verified(Identity)
         /// Served by the listener's own endpoints (the issuer); `route` is the metrics label.
@@ -44,13 +47,14 @@ public struct RequestAuthorizer: Sendable {
     }
 
     public func decide(_ head: HTTPRequestHead, now: Double) -> Decision {
-        self.decide(method: head.method, target: head.uri, fields: head.headers, now: now, cache: nil)
+        self.decide(method: head.method, version: head.version, target: head.uri, fields: head.headers, now: now, cache: nil)
     }
 
     /// Decides with this event loop's verified-token cache (nil: every token is verified) and its
     /// copy of the revoked sessions.
     func decide(
-        method: HTTPMethod, target: String, fields: some HTTPFieldReading, now: Double, cache: TokenCache?, revoked: RevocationList? = nil
+        method: HTTPMethod, version: HTTPVersion = .http1_1, target: String, fields: some HTTPFieldReading, now: Double, cache: TokenCache?,
+        revoked: RevocationList? = nil
     ) -> Decision {
         if method == .CONNECT || method == .TRACE { return .respond(.methodNotAllowed, route: nil) }
         if let refusal = Self.framingRefusal(fields) { return .respond(.invalidRequest(refusal), route: nil) }
@@ -74,20 +78,47 @@ public struct RequestAuthorizer: Sendable {
         if path.hazards.contains(.semicolon), self.routes.route(for: path.withoutParameters)?.prefix != route.prefix {
             return .respond(.invalidRequest("path parameters would move this path under another route"), route: route.prefix)
         }
-        if route.auth == .public { return .forward(route: route, path: path, identity: nil) }
+        var handshake: WebSocketHandshake?
+        switch WebSocketHandshake.read(method: method, version: version, fields: fields) {
+        case .none: break
+        case .handshake(let read): handshake = read
+        case .invalid(let reason): return .respond(.invalidRequest(reason), route: route.prefix)
+        }
+        var forwardedPath = path
+        // A token in the URL of a handshake goes no further, whatever the route's auth.
+        let queryTokens = handshake != nil ? route.tokenParameter.map { forwardedPath.takeQueryParameter($0) } ?? [] : []
+        func forward(_ identity: Identity?) -> Decision {
+            guard let handshake else { return .forward(route: route, path: forwardedPath, identity: identity) }
+            return .upgrade(route: route, path: forwardedPath, identity: identity, handshake: handshake)
+        }
+        if route.auth == .public { return forward(nil) }
         if route.allowPreflight, method == .OPTIONS, fields.contains(named: "origin"), fields.contains(named: "access-control-request-method") {
-            return .forward(route: route, path: path, identity: nil)
+            return forward(nil)
         }
         let needsToken = route.auth == .required || !route.anyRole.isEmpty || !route.allScopes.isEmpty
-        let credentials = Credentials(fields: fields, cookie: self.cookie)
+        var credentials = Credentials(fields: fields, cookie: self.cookie)
+        // Credentials a browser sends by itself, or a page put in a URL: the origin must be shown.
+        var fromBrowser = false
+        if case .cookie = credentials { fromBrowser = true }
+        if !queryTokens.isEmpty {
+            guard queryTokens.count == 1 else { return .respond(.invalidRequest("more than one token parameter"), route: route.prefix) }
+            guard !fields.contains(named: "authorization") else {
+                return .respond(.invalidRequest("a handshake carrying both Authorization and a token parameter"), route: route.prefix)
+            }
+            credentials = .fromQueryParameter(queryTokens[0])
+            fromBrowser = true
+        }
         switch credentials {
         case .ambiguous:
             return .respond(.invalidRequest("more than one Authorization header"), route: route.prefix)
         case .none:
-            return needsToken ? .respond(.missingToken, route: route.prefix) : .forward(route: route, path: path, identity: nil)
+            return needsToken ? .respond(.missingToken, route: route.prefix) : forward(nil)
         case .malformed:
             return .respond(.invalidToken(.malformed), route: route.prefix)
         case .bearer(let token), .cookie(let token):
+            if handshake != nil, fromBrowser, !self.csrf.admitsHandshake(headers: fields) {
+                return .respond(CSRFCheck.handshakeRefusal, route: route.prefix)
+            }
             if case .cookie = credentials, !self.csrf.admits(method: method, headers: fields) {
                 return .respond(CSRFCheck.refusal, route: route.prefix)
             }
@@ -100,7 +131,7 @@ public struct RequestAuthorizer: Sendable {
             guard identity.satisfies(anyRole: route.anyRole, allScopes: route.allScopes) else {
                 return .respond(.insufficientScope, route: route.prefix)
             }
-            return .forward(route: route, path: path, identity: identity)
+            return forward(identity)
         }
     }
 

@@ -18,7 +18,7 @@
 public struct RequestPath: Sendable, Equatable {
     public let path: String
     /// The query without its `?`, as sent; nil when there was no `?`.
-    public let query: String?
+    public private(set) var query: String?
     /// What the raw path held that an upstream may read differently.
     public private(set) var hazards: Hazards = []
 
@@ -176,6 +176,25 @@ public struct RequestPath: Sendable, Equatable {
 
     /// The target to send upstream: `prefix` removed when the route strips it (the bare prefix
     /// becomes `/`), the upstream's base path in front, the query as it came.
+    /// Takes every `name=value` pair named `name` out of the query (as sent, no percent-decoding)
+    /// and returns their values: a token in a URL goes no further than the gateway.
+    public mutating func takeQueryParameter(_ name: String) -> [String] {
+        guard let query = self.query else { return [] }
+        var values: [String] = []
+        var kept: [Substring] = []
+        for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts[0] == name {
+                values.append(parts.count == 2 ? String(parts[1]) : "")
+            } else {
+                kept.append(pair)
+            }
+        }
+        guard !values.isEmpty else { return [] }
+        self.query = kept.isEmpty ? nil : kept.joined(separator: "&")
+        return values
+    }
+
     public func forwardedTarget(stripping prefix: String?, basePath: String) -> String {
         var path = self.path
         if let prefix, path.hasPrefix(prefix) {

@@ -42,6 +42,8 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamRead(_ event: HTTP1ResponseEvent)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
+    /// After a WebSocket 101 (`startTunnel()`): the upstream's bytes as they come, unparsed.
+    func upstreamTunnelRead(_ bytes: ByteBuffer)
     /// The connection closed, or its bytes were not a valid response, before the response ended.
     func upstreamClosed()
 }
@@ -56,8 +58,10 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     /// While pooled: tells the pool the connection is gone.
     var onClose: (() -> Void)?
     private var parser: HTTP1ResponseParser
-    /// The upstream sent more than the response: never reused.
+    /// The upstream sent more than the response, or switched protocols: never reused.
     private(set) var spoiled = false
+    /// After a WebSocket 101: bytes go to the delegate as they come.
+    private var tunnelling = false
     private var input: ByteBuffer?
 
     init(limits: HTTP1Limits) {
@@ -68,8 +72,19 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
         self.parser.expectResponse(toHEAD: toHEAD)
     }
 
+    /// The response head just read was a 101 the exchange accepted: from its end on, the
+    /// connection carries WebSocket frames, and never returns to the pool.
+    func startTunnel() {
+        self.tunnelling = true
+        self.spoiled = true
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
+        if self.tunnelling {
+            self.delegate?.upstreamTunnelRead(bytes)
+            return
+        }
         guard self.delegate != nil else {
             // Bytes on an idle connection: the upstream is confused. Drop the connection.
             context.close(promise: nil)
@@ -89,6 +104,13 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
             // and the pool must not hand this connection to the next request.
             if case .end = event, input.readableBytes > 0 { self.spoiled = true }
             delegate.upstreamRead(event)
+            if self.tunnelling {
+                // What followed the 101 in this read is the tunnel's first bytes.
+                let rest = self.input
+                self.input = nil
+                if let rest, rest.readableBytes > 0 { self.delegate?.upstreamTunnelRead(rest) }
+                return
+            }
         }
         // Bytes after the response, on a connection back in the pool: not a valid exchange.
         if self.delegate == nil, let input = self.input, input.readableBytes > 0 { context.close(promise: nil) }
@@ -107,7 +129,7 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
         self.onClose?()
         self.onClose = nil
         // A body delimited by the close ends here; anything else was cut short.
-        if let delegate = self.delegate, case .end? = try? self.parser.endOfInput() {
+        if !self.tunnelling, let delegate = self.delegate, case .end? = try? self.parser.endOfInput() {
             delegate.upstreamRead(.end(trailers: nil))
         }
         self.delegate?.upstreamClosed()

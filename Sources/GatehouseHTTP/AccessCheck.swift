@@ -51,8 +51,11 @@ public struct AccessCheck: Sendable {
         case .miss:
             do {
                 let (verified, leeway) = try self.providers.verifyReturningLeeway(token, now: now)
-                let identity = try Identity(claims: verified.claims)
-                if let expiresAt = verified.claims.expiresAt { remember(.init(identity: identity, deadline: expiresAt + leeway)) }
+                var identity = try Identity(claims: verified.claims)
+                if let expiresAt = verified.claims.expiresAt {
+                    identity.validUntil = expiresAt + leeway
+                    remember(.init(identity: identity, deadline: expiresAt + leeway))
+                }
                 return .success(identity)
             } catch {
                 return .failure(error)

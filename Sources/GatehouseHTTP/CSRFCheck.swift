@@ -34,6 +34,20 @@ public struct CSRFCheck: Sendable {
             && headers.values(named: "x-forwarded-method").allSatisfy { self.admits(method: HTTPMethod(rawValue: $0), headers: headers) }
     }
 
+    /// Whether a WebSocket handshake authenticated by a cookie or a query token may go on: a
+    /// browser opens a WebSocket to any site with the cookies, and no preflight stands in the way
+    /// (Cross-Site WebSocket Hijacking), so it needs one allowed `Origin`; `X-Requested-With` does
+    /// not count, and a missing `Origin` is refused.
+    public func admitsHandshake(headers: some HTTPFieldReading) -> Bool {
+        let origins = headers.values(named: "origin")
+        return origins.count == 1 && self.allowedOrigins.contains(origins[0])
+    }
+
+    public static let handshakeRefusal = HTTPError(
+        status: .forbidden, code: "invalid_origin",
+        description: "a WebSocket handshake authenticated by a cookie or a query token needs an allowed Origin"
+    )
+
     public static let refusal = HTTPError(
         status: .forbidden, code: "invalid_origin",
         description: "a cookie-authenticated request with this method needs an allowed Origin or X-Requested-With"

@@ -38,6 +38,12 @@ public enum Credentials: Equatable, Sendable {
         self = .none
     }
 
+    /// A token from a WebSocket handshake's query parameter (`token_param`): a bearer token a
+    /// browser put in the URL, since it cannot set `Authorization` on a WebSocket.
+    public static func fromQueryParameter(_ value: String) -> Credentials {
+        value.withUTF8Bytes { Self.isToken68(UnsafeRawBufferPointer($0)) } ? .bearer(value) : .malformed
+    }
+
     public init(headers: HTTPHeaders, cookie: String?) {
         self.init(fields: headers, cookie: cookie)
     }

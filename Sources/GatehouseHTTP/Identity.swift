@@ -17,6 +17,9 @@ public struct Identity: Sendable, Equatable {
     public let scopes: [String]
     /// The token's `sid`, checked against the revoked sessions on every request (no header).
     public let sessionID: String?
+    /// When the token stops being accepted (`exp` plus the provider's leeway, seconds since the
+    /// epoch): a WebSocket tunnel opened with it ends then.
+    public package(set) var validUntil: Double?
     /// `roles` and `scopes` as header values, joined once per verified token (nil when empty).
     package let rolesHeader: String?
     package let scopesHeader: String?

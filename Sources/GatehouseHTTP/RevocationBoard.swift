@@ -114,11 +114,15 @@ public final class RevocationBoard: Sendable {
 package final class RevocationList {
     private var entries: [String: Double] = [:]
     private let retention: Double
+    /// Counts the batches added: a holder of a long-lived session (a WebSocket tunnel) looks it
+    /// up again only when this moved.
+    package private(set) var revision = 0
 
     package init(retention: Double) { self.retention = retention }
 
     package func add(_ batch: [RevocationBoard.Entry]) {
         for entry in batch { self.entries[entry.sessionID] = max(self.entries[entry.sessionID] ?? 0, entry.expiresAt) }
+        self.revision += 1
     }
 
     /// Whether tokens of `sessionID` are refused. An entry past its expiry changes nothing: the

@@ -190,3 +190,10 @@ struct CryptoTests {
         }
     }
 }
+
+@Suite struct WebSocketAcceptTests {
+    @Test func rfc6455Example() {
+        // RFC 6455 §1.3's worked example.
+        #expect(WebSocketAccept.value(forKey: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    }
+}

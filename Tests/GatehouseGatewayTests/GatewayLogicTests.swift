@@ -176,12 +176,13 @@ struct GatewayFixture {
     let now: Double = 1_800_000_000
     let authorizer: RequestAuthorizer
 
-    init(routes: [RouteConfig], cookie: String? = nil) throws {
+    init(routes: [RouteConfig], cookie: String? = nil, allowedOrigins: [String] = []) throws {
         self.key = try EVPKey.generate(.ec(.p256))
         let policy = VerificationPolicy(algorithms: [.es256], issuer: "https://auth.test", audience: "api")
         let keys = try KeySet([ConfiguredKey(keyID: "k1", material: .asymmetric(self.key))], allowed: [.es256])
         self.authorizer = RequestAuthorizer(
-            routes: RouteTable(routes), providers: ProviderSet([Verifier(policy: policy, keys: keys)]), cookie: cookie
+            routes: RouteTable(routes), providers: ProviderSet([Verifier(policy: policy, keys: keys)]), cookie: cookie,
+            csrf: CSRFCheck(allowedOrigins: allowedOrigins)
         )
     }
 
@@ -295,7 +296,10 @@ struct RequestAuthorizerTests {
         #expect(self.error(self.fixture.decide("/api/x", headers: ["Authorization": "Bearer"])) == .invalidToken(.malformed))
         let injected = try self.fixture.token(["sub": .string("1\r\nX-Admin: 1")])
         #expect(self.error(self.fixture.decide("/api/x", headers: self.bearer(injected))) == .invalidToken(.badClaim))
-        let identity = self.forwarded(self.fixture.decide("/api/x", headers: self.bearer(try self.fixture.token())))?.1
+        var identity = self.forwarded(self.fixture.decide("/api/x", headers: self.bearer(try self.fixture.token())))?.1
+        // Valid until exp plus the default 30 s leeway (a tunnel opened with it ends then).
+        #expect(identity?.validUntil == self.fixture.now + 600 + 30)
+        identity?.validUntil = nil
         #expect(identity == Identity(userID: "7", role: "viewer", roles: ["viewer"], scopes: ["content:read"]))
     }
 
@@ -449,6 +453,6 @@ struct TokenCacheTests {
 extension RequestAuthorizer {
     /// The decision for a head written as NIO's type, with a cache and a revocation list.
     func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?, revoked: RevocationList? = nil) -> Decision {
-        self.decide(method: head.method, target: head.uri, fields: head.headers, now: now, cache: cache, revoked: revoked)
+        self.decide(method: head.method, version: head.version, target: head.uri, fields: head.headers, now: now, cache: cache, revoked: revoked)
     }
 }
