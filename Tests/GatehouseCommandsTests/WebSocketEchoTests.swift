@@ -112,6 +112,24 @@ struct WebSocketEchoTests {
         #expect(client.isClosedByPeer())
     }
 
+    @Test("a client that sends 1 MiB messages and never reads: the echo stops reading, its peak RSS stays bounded")
+    func stalledReader() throws {
+        let (echo, port) = try Self.startEcho()
+        defer { _ = echo.stop() }
+        func peakRSS() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(echo.process.processIdentifier)/status", encoding: .utf8)
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+            return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) / 1024
+        }
+        let before = try peakRSS()
+        let result = try WebSocketClients.check("ws://127.0.0.1:\(port)/", ["--checks", "stall", "--stall-mib", "256"])
+        let stall = try #require((result["checks"] as? [String: [String: Any]])?["stall"])
+        #expect(stall["ok"] as? Bool == true, "\(stall)")
+        let after = try peakRSS()
+        print("stalled reader: \(stall["sent_mib"] ?? 0) MiB sent before the echo stopped reading; echo peak RSS \(before) → \(after) MiB")
+        #expect(after - before < 48, "the echo's peak RSS grew from \(before) to \(after) MiB")
+    }
+
     @Test(
         "Autobahn|Testsuite cases 1-11 against gatehouse echo: no case FAILED",
         .enabled(if: WebSocketClients.python27 != nil, "no python2.7 (pyenv's 2.7.18): Autobahn|Testsuite cannot run here"),
