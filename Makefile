@@ -10,7 +10,9 @@ SYSTEM_PACKAGES := pkg-config libssl-dev libargon2-dev libpq-dev libsqlite3-dev
 # The tests start their own throwaway PostgreSQL server on 127.0.0.1 (never a mock); browser mode
 # and TLS are tested through curl, with certificates made by openssl; forward-auth behind nginx;
 # strace shows how `keys generate` creates the private key file; PyJWT (pip, below) is a verifier
-# that ignores `typ`, refusing refresh tokens as access tokens.
+# that ignores `typ`, refusing refresh tokens as access tokens. WebSockets are tested with real
+# clients: Python's `websockets` (pip, below) and Autobahn|Testsuite, which needs Python 2.7 (pyenv's
+# 2.7.18 on this machine image) and installs itself into .build/autobahn (Tests/WebSocket/autobahn.sh).
 TEST_PACKAGES := postgresql-15 curl openssl nginx strace python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -42,6 +44,9 @@ test-deps:
 	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_PACKAGES)"
 	@python3 -c 'import jwt' 2>/dev/null || python3 -m pip install -q PyJWT \
 		|| python3 -m pip install -q --break-system-packages PyJWT
+	@python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets \
+		|| python3 -m pip install -q --break-system-packages websockets
+	@Tests/WebSocket/autobahn.sh --install || [ $$? = 77 ]
 
 install:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \

@@ -7,7 +7,8 @@ import NIOCore
 
 /// `serve` without any configuration: an embedded SQLite file and a generated ES256 key under
 /// `./.gatehouse/`, the issuer on with `iss` `http://127.0.0.1:8080`, the listener on
-/// 127.0.0.1:8080, and `/demo/` (auth required) routed to a built-in echo upstream.
+/// 127.0.0.1:8080, and `/demo/` (auth required) routed to a built-in echo upstream (HTTP and
+/// WebSocket).
 enum DevelopmentSetup {
     static let directory = ".gatehouse"
 
@@ -24,7 +25,7 @@ enum DevelopmentSetup {
             try KeysCommand.Generate.writePrivate(Array(pem.utf8), to: keyPath)
             lines.append("  generated an ES256 signing key: \(keyPath)")
         }
-        let echo = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group) { _ in EchoHandler() }
+        let echo = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group, webSocketEcho: true) { _ in EchoHandler() }
         let echoPort = echo.localAddress?.port ?? 0
         let yaml = """
             listen: 127.0.0.1:8080

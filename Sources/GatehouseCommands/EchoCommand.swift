@@ -9,10 +9,14 @@ import NIOPosix
 struct EchoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo",
-        abstract: "A tiny upstream that answers every request with the request it saw, as JSON.",
+        abstract: "A tiny upstream: answers every request with the request it saw, as JSON; echoes WebSocket messages.",
         discussion: """
             The answer: {"method", "path" (without the query), "query" (raw), "headers": {lower-case \
-            name: [values in order]}, "body_bytes", "body_sha256"}. For demos and tests.
+            name: [values in order]}, "body_bytes", "body_sha256"}. A WebSocket handshake (GET with \
+            Upgrade: websocket, RFC 6455 version 13, any path) gets its 101, then every text or binary \
+            message comes back as one message (fragments reassembled; 16 MiB at most), a ping its \
+            pong, a close frame its code; protocol errors close with 1002, text that is not UTF-8 \
+            with 1007. For demos and tests.
             """
     )
 
@@ -23,7 +27,9 @@ struct EchoCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel: any Channel
         do {
-            channel = try await HTTPListener.bind(host: address.host, port: address.port, group: group) { _ in EchoHandler() }
+            channel = try await HTTPListener.bind(host: address.host, port: address.port, group: group, webSocketEcho: true) { _ in
+                EchoHandler()
+            }
         } catch {
             printError("error: cannot listen on \(address): \(describeListenError(error))")
             throw ExitCode(1)

@@ -3,6 +3,7 @@ public import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOWebSocket
 
 /// Binds HTTP/1.1 listeners whose connections end in handlers made per connection.
 public enum HTTPListener {
@@ -10,14 +11,46 @@ public enum HTTPListener {
     /// `localAddress`) with NIO's whole server pipeline (decoder, encoder, pipelining, error
     /// handling): for the admin listener, `gatehouse echo` and tests. `makeHandler` runs on each
     /// connection's event loop.
+    ///
+    /// With `webSocketEcho`, a valid WebSocket handshake gets its `101` and the connection becomes
+    /// a ``WebSocketEcho`` (an invalid one gets `400` or `426`); other requests still go to the
+    /// handler `makeHandler` made, which must then be a `RemovableChannelHandler`.
     public static func bind(
-        host: String, port: Int, group: any EventLoopGroup, makeHandler: @escaping @Sendable (any Channel) -> any ChannelHandler
+        host: String, port: Int, group: any EventLoopGroup, webSocketEcho: Bool = false,
+        makeHandler: @escaping @Sendable (any Channel) -> any ChannelHandler
     ) async throws -> any Channel {
         try await self.bootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(makeHandler(channel))
+                    let pipeline = channel.pipeline.syncOperations
+                    guard webSocketEcho else {
+                        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                        try pipeline.addHandler(makeHandler(channel))
+                        return
+                    }
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: WebSocketEcho.maxMessageBytes,
+                        automaticErrorHandling: false,
+                        shouldUpgrade: { channel, head in
+                            channel.eventLoop.makeSucceededFuture(WebSocketEcho.acceptsHandshake(head) ? HTTPHeaders() : nil)
+                        },
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(WebSocketEcho()) }
+                        }
+                    )
+                    try pipeline.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withServerUpgrade: (
+                            upgraders: [upgrader],
+                            completionHandler: { context in
+                                context.pipeline.removeHandler(name: "websocket-refusal", promise: nil)
+                                context.pipeline.removeHandler(name: "http-handler", promise: nil)
+                            }
+                        ),
+                        withErrorHandling: true
+                    )
+                    try pipeline.addHandler(WebSocketHandshakeRefusal(), name: "websocket-refusal")
+                    try pipeline.addHandler(makeHandler(channel), name: "http-handler")
                 }
             }
             .bind(host: host, port: port)

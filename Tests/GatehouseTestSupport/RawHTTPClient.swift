@@ -100,6 +100,10 @@ public final class RawHTTPClient {
         return Response(status: status, headers: headers, body: [])
     }
 
+    /// Reads exactly `count` bytes (after a head, e.g. a WebSocket frame); throws `closed` if the
+    /// connection ends first.
+    public func read(exactly count: Int) throws -> [UInt8] { try self.readExactly(count) }
+
     /// Reads and drops `count` body bytes; throws `closed` if the connection ends first.
     public func discard(_ count: Int) throws {
         var left = count
