@@ -63,8 +63,14 @@ final class RevocationFeeds {
         }
     }
 
-    func stop() {
-        self.followers.forEach { $0.stop() }
-        self.poller?.stop()
+    /// What stops every feed started so far, for another task (the service group's): the
+    /// followers' threads end within one wait, the poller before its next poll.
+    var stopper: @Sendable () -> Void {
+        let followers = self.followers
+        let poller = self.poller
+        return {
+            followers.forEach { $0.stop() }
+            poller?.stop()
+        }
     }
 }
