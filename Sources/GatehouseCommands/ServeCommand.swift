@@ -178,14 +178,7 @@ struct ServeLog {
         case .text:
             text = lines.map { $0 + "\n" }.joined()
         case .json:
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            var parts = tm()
-            gmtime_r(&now.tv_sec, &parts)
-            let time = String(
-                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
-                parts.tm_min, parts.tm_sec, Int32(now.tv_nsec / 1_000_000)
-            )
+            let time = RFC3339.now()
             text = lines.map { JSONObject(["time": .string(time), "level": .string(level), "msg": .string($0)]).serialized + "\n" }.joined()
         }
         FileHandle.standardOutput.write(Data(text.utf8))

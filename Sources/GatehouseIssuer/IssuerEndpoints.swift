@@ -92,7 +92,7 @@ public struct IssuerEndpoints: LocalEndpoints {
             }
             answer = self.issuer.currentUser(accessToken: token, on: eventLoop).map { user in
                 var json = Self.userJSON(user)
-                json["created_at"] = .string(RFC3339.format(milliseconds: user.createdAt))
+                json["created_at"] = .string(RFC3339.format(milliseconds: user.createdAt, fraction: false))
                 return LocalResponse(status: .ok, object: json)
             }
         case "/auth/revocations":
@@ -313,16 +313,5 @@ public struct IssuerEndpoints: LocalEndpoints {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
         let token = String(parts[1].trimmingSpaces)
         return token.isEmpty ? nil : token
-    }
-}
-
-/// RFC 3339 UTC timestamps for `created_at`.
-enum RFC3339 {
-    static func format(milliseconds: Int64) -> String {
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }
