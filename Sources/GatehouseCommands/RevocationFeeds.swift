@@ -63,14 +63,16 @@ final class RevocationFeeds {
         }
     }
 
-    /// What stops every feed started so far, for another task (the service group's): the
-    /// followers' threads end within one wait, the poller before its next poll.
-    var stopper: @Sendable () -> Void {
+    /// What stops every feed started so far, for another task (the service group's): the poller
+    /// before its next poll; the followers' threads are waited for (within one wait), so that
+    /// none reads the issuer's store once its pools stop.
+    var stopper: @Sendable () async -> Void {
         let followers = self.followers
         let poller = self.poller
         return {
-            followers.forEach { $0.stop() }
             poller?.stop()
+            followers.forEach { $0.stop() }
+            for follower in followers { await follower.stopAndWait() }
         }
     }
 }

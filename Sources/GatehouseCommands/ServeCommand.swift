@@ -133,7 +133,7 @@ struct ServeCommand: AsyncParsableCommand {
         var parts: [ServePart] = []
         if let issuer { parts.append(ServePart("issuer pools") { try? await issuer.shutdown() }) }
         let stopFeeds = feeds.stopper
-        parts.append(ServePart("revocation feeds") { stopFeeds() })
+        parts.append(ServePart("revocation feeds") { await stopFeeds() })
         parts.append(ServePart("JWKS refreshers") { server.stopRefreshing() })
         if let echo { parts.append(ServePart("echo upstream") { try? await echo.close() }) }
         let grace = config.shutdownGrace

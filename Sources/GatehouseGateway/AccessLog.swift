@@ -26,14 +26,7 @@ public final class AccessLogSink: Sendable {
 
     /// Lines to standard output.
     public static func standardOutput(format: Format) -> AccessLogSink {
-        AccessLogSink(format: format) { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-                guard written > 0 else { return }
-                offset += written
-            }
-        }
+        AccessLogSink(format: format) { bytes in writeAll(bytes, to: STDOUT_FILENO) }
     }
 
     public init(format: Format = .json, write: @escaping @Sendable ([UInt8]) -> Void) {
@@ -248,12 +241,16 @@ public struct EventLogHandler: LogHandler {
     }
 
     /// One `write` per line, so that lines from several threads do not interleave.
-    public static let standardError: @Sendable (String) -> Void = { line in
-        var bytes = Array(line.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
-        }
+    public static let standardError: @Sendable (String) -> Void = { line in writeAll(Array(line.utf8), to: STDERR_FILENO) }
+}
+
+/// Writes all of `bytes` to `descriptor`, in as few `write`s as it takes; gives up on an error
+/// (a closed pipe: the log has nowhere to go).
+private func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        guard written > 0 else { return }
+        offset += written
     }
 }
