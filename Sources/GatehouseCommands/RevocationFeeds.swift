@@ -63,8 +63,16 @@ final class RevocationFeeds {
         }
     }
 
-    func stop() {
-        self.followers.forEach { $0.stop() }
-        self.poller?.stop()
+    /// What stops every feed started so far, for another task (the service group's): the poller
+    /// before its next poll; the followers' threads are waited for (within one wait), so that
+    /// none reads the issuer's store once its pools stop.
+    var stopper: @Sendable () async -> Void {
+        let followers = self.followers
+        let poller = self.poller
+        return {
+            poller?.stop()
+            followers.forEach { $0.stop() }
+            for follower in followers { await follower.stopAndWait() }
+        }
     }
 }

@@ -9,6 +9,7 @@ import GatehouseIssuer
 import GatehouseJOSE
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,7 +28,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         // SIGTERM or SIGINT: stop accepting, let requests in flight finish within shutdown_grace,
-        // exit 0. Installed first, so that a signal during start-up is not lost.
+        // exit 0. Installed first, so that a signal during start-up is not lost; the service group
+        // below is handed each one.
         let (signals, continuation) = AsyncStream<Int32>.makeStream()
         var sources: [any DispatchSourceSignal] = []
         for signal in [SIGTERM, SIGINT] {
@@ -125,14 +127,31 @@ struct ServeCommand: AsyncParsableCommand {
         log.say(lines)
         log.say(config.warnings.map { "warning: " + $0 }, level: "warning")
 
-        for await _ in signals { break }
+        // The parts stop in reverse order: the admin listener closes, the gateway listener closes
+        // and drains, then what the exchanges in flight may still need — the echo upstream, the
+        // JWKS refreshers, the revocation feeds and the issuer's pools — stops after them.
+        var parts: [ServePart] = []
+        if let issuer { parts.append(ServePart("issuer pools") { try? await issuer.shutdown() }) }
+        let stopFeeds = feeds.stopper
+        parts.append(ServePart("revocation feeds") { await stopFeeds() })
+        parts.append(ServePart("JWKS refreshers") { server.stopRefreshing() })
+        if let echo { parts.append(ServePart("echo upstream") { try? await echo.close() }) }
+        let grace = config.shutdownGrace
+        parts.append(
+            ServePart("gateway listener") {
+                log.say(["gatehouse draining (up to \(Int(grace.seconds)) s)"])
+                try? await server.drain(grace: grace)
+            }
+        )
+        parts.append(ServePart("admin listener") { try? await admin.close() })
+        let services = ServiceGroup.serve(parts)
+        let forwarding = Task {
+            for await _ in signals { await services.triggerGracefulShutdown() }
+        }
+        try await services.run()
         sources.forEach { $0.cancel() }
-        log.say(["gatehouse draining (up to \(Int(config.shutdownGrace.seconds)) s)"])
-        try? await server.drain(grace: config.shutdownGrace)
-        feeds.stop()
-        try? await admin.close()
-        try? await echo?.close()
-        try? await issuer?.shutdown()
+        continuation.finish()
+        await forwarding.value
         try? await group.shutdownGracefully()
     }
 }
@@ -159,14 +178,7 @@ struct ServeLog {
         case .text:
             text = lines.map { $0 + "\n" }.joined()
         case .json:
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            var parts = tm()
-            gmtime_r(&now.tv_sec, &parts)
-            let time = String(
-                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
-                parts.tm_min, parts.tm_sec, Int32(now.tv_nsec / 1_000_000)
-            )
+            let time = RFC3339.now()
             text = lines.map { JSONObject(["time": .string(time), "level": .string(level), "msg": .string($0)]).serialized + "\n" }.joined()
         }
         FileHandle.standardOutput.write(Data(text.utf8))

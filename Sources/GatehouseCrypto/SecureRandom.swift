@@ -19,3 +19,11 @@ public func constantTimeEquals(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBu
     if lhs.isEmpty { return true }
     return CRYPTO_memcmp(lhs.baseAddress, rhs.baseAddress, lhs.count) == 0
 }
+
+/// Compares two strings' UTF-8 bytes in time that depends only on their length (a shared secret
+/// against what a request presents).
+public func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
+    var lhs = lhs
+    var rhs = rhs
+    return lhs.withUTF8 { lhs in rhs.withUTF8 { rhs in constantTimeEquals(UnsafeRawBufferPointer(lhs), UnsafeRawBufferPointer(rhs)) } }
+}

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Dispatch
+import GatehouseHTTP
+import GatehouseJOSE
 public import Logging
 import NIOCore
 import Synchronization
@@ -24,14 +26,7 @@ public final class AccessLogSink: Sendable {
 
     /// Lines to standard output.
     public static func standardOutput(format: Format) -> AccessLogSink {
-        AccessLogSink(format: format) { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-                guard written > 0 else { return }
-                offset += written
-            }
-        }
+        AccessLogSink(format: format) { bytes in writeAll(bytes, to: STDOUT_FILENO) }
     }
 
     public init(format: Format = .json, write: @escaping @Sendable ([UInt8]) -> Void) {
@@ -55,8 +50,8 @@ final class LoopAccessLog {
     private let sink: AccessLogSink
     private var buffer: [UInt8] = []
     private(set) var logger: Logger!
-    /// The timestamps' date and time to the second, made once per second.
-    let clock = SecondPrefix()
+    /// The lines' timestamps, their date and time to the second made once per second.
+    let clock = LogClock()
     private let eventLoop: any EventLoop
     private var flushTask: Scheduled<Void>?
 
@@ -76,8 +71,9 @@ final class LoopAccessLog {
         }
     }
 
-    func append(_ line: [UInt8]) {
-        self.buffer += line
+    /// Appends one line, written by `line` straight into the buffer.
+    func write(_ line: (inout [UInt8]) -> Void) {
+        line(&self.buffer)
         if self.buffer.count >= 64 * 1024 { self.flush() }
     }
 
@@ -116,29 +112,39 @@ struct LineHandler: LogHandler, @unchecked Sendable {
     func log(event: LogEvent) {
         // The access log passes all its fields per call: merge only when the handler has its own.
         let merged = self.metadata.isEmpty ? event.metadata ?? [:] : self.metadata.merging(event.metadata ?? [:]) { $1 }
-        let line: String
-        switch self.format {
-        case .text: line = Self.textLine(time: self.timestamp(), message: event.message.description, merged)
-        case .json: line = Self.jsonLine(time: self.timestamp(), level: event.level, message: event.message.description, merged)
-        }
-        self.log.append(Array(line.utf8))
-    }
-
-    /// `{"time", "level", "msg", then the metadata in key order}`: one JSON object and a newline.
-    static func jsonLine(time: String, level: Logger.Level, message: String, _ metadata: Logger.Metadata) -> String {
-        var line = "{\"time\":\"" + time + "\",\"level\":\"" + level.rawValue + "\",\"msg\":"
-        Self.appendString(message, to: &line)
-        for key in metadata.keys.sorted() {
-            line += ","
-            Self.appendString(key, to: &line)
-            line += ":"
-            switch metadata[key]! {
-            case .stringConvertible(let value): line += value.description
-            case .string(let value): Self.appendString(value, to: &line)
-            default: Self.appendString("\(metadata[key]!)", to: &line)
+        let message = event.message.description
+        let clock = self.log.clock
+        self.log.write { line in
+            switch self.format {
+            case .text: line += Self.textLine(time: clock.now(), message: message, merged).utf8
+            case .json: Self.appendJSONLine(time: clock.append, level: event.level, message: message, merged, to: &line)
             }
         }
-        return line + "}\n"
+    }
+
+    /// `{"time", "level", "msg", then the metadata in key order}`: one JSON object and a newline,
+    /// appended to `line` byte by byte (`time` writes the timestamp; strings are escaped by
+    /// GatehouseJOSE's JSON writer).
+    static func appendJSONLine(
+        time: (inout [UInt8]) -> Void, level: Logger.Level, message: String, _ metadata: Logger.Metadata, to line: inout [UInt8]
+    ) {
+        line += #"{"time":""#.utf8
+        time(&line)
+        line += #"","level":""#.utf8
+        line += level.rawValue.utf8
+        line += #"","msg":"#.utf8
+        JSONValue.writeString(message, to: &line)
+        for key in metadata.keys.sorted() {
+            line.append(UInt8(ascii: ","))
+            JSONValue.writeString(key, to: &line)
+            line.append(UInt8(ascii: ":"))
+            switch metadata[key]! {
+            case .stringConvertible(let value): line += value.description.utf8
+            case .string(let value): JSONValue.writeString(value, to: &line)
+            default: JSONValue.writeString("\(metadata[key]!)", to: &line)
+            }
+        }
+        line += "}\n".utf8
     }
 
     /// `time msg key=value …`: what a person reads at a terminal.
@@ -151,52 +157,38 @@ struct LineHandler: LogHandler, @unchecked Sendable {
         }
         return line + "\n"
     }
-
-    /// A JSON string; values needing no escape (the usual case) are copied whole.
-    private static func appendString(_ value: String, to line: inout String) {
-        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F }) {
-            line += "\"" + value + "\""
-            return
-        }
-        line += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": line += "\\\""
-            case "\\": line += "\\\\"
-            case "\u{00}"..."\u{1F}", "\u{7F}": line += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: line.unicodeScalars.append(scalar)
-            }
-        }
-        line += "\""
-    }
-
-    /// RFC 3339 UTC with milliseconds; the part up to the seconds is made once per second.
-    private func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let milliseconds = Int(now.tv_nsec / 1_000_000)
-        let millis = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
-        return self.log.clock.prefix(for: Int(now.tv_sec)) + "." + millis + "Z"
-    }
 }
 
-/// The `YYYY-MM-DDTHH:MM:SS` of the current second, kept per event loop.
-final class SecondPrefix {
+/// One event loop's clock for its log lines: RFC 3339 UTC with milliseconds, the part up to the
+/// seconds (`gmtime_r`, which takes glibc's time-zone lock) made once per second.
+final class LogClock {
     private var second = -1
     private var text = ""
 
-    func prefix(for second: Int) -> String {
-        if second != self.second {
-            var parts = tm()
-            var seconds = second
-            gmtime_r(&seconds, &parts)
-            func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-            self.text = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
-            self.second = second
-        }
-        return self.text
+    /// Appends now, to the millisecond, to `line`; allocates nothing (the second's part is kept,
+    /// the fraction is a small string).
+    func append(to line: inout [UInt8]) {
+        let (dateTime, fraction) = self.parts()
+        line += dateTime.utf8
+        line += fraction.utf8
     }
 
+    /// Now, to the millisecond.
+    func now() -> String {
+        let (dateTime, fraction) = self.parts()
+        return dateTime + fraction
+    }
+
+    private func parts() -> (dateTime: String, fraction: String) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let second = Int(now.tv_sec)
+        if second != self.second {
+            self.text = RFC3339.dateTime(second: second)
+            self.second = second
+        }
+        return (self.text, RFC3339.fraction(milliseconds: Int(now.tv_nsec / 1_000_000)))
+    }
 }
 
 /// swift-log's handler for everything but the access log — JWKS fetches and their recoveries,
@@ -237,31 +229,28 @@ public struct EventLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields = self.metadata.merging(event.metadata ?? [:]) { $1 }
         fields["logger"] = .string(self.label)
-        let time = Self.timestamp()
+        let time = RFC3339.now()
         switch self.format {
         case .json:
-            self.write(LineHandler.jsonLine(time: time, level: event.level, message: event.message.description, fields))
+            var line: [UInt8] = []
+            LineHandler.appendJSONLine(time: { $0 += time.utf8 }, level: event.level, message: event.message.description, fields, to: &line)
+            self.write(String(decoding: line, as: UTF8.self))
         case .text:
             self.write(LineHandler.textLine(time: time, message: event.level.rawValue + " " + event.message.description, fields))
         }
     }
 
     /// One `write` per line, so that lines from several threads do not interleave.
-    public static let standardError: @Sendable (String) -> Void = { line in
-        var bytes = Array(line.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
-        }
-    }
+    public static let standardError: @Sendable (String) -> Void = { line in writeAll(Array(line.utf8), to: STDERR_FILENO) }
+}
 
-    /// RFC 3339 UTC with milliseconds.
-    private static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let milliseconds = Int(now.tv_nsec / 1_000_000)
-        let millis = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
-        return SecondPrefix().prefix(for: Int(now.tv_sec)) + "." + millis + "Z"
+/// Writes all of `bytes` to `descriptor`, in as few `write`s as it takes; gives up on an error
+/// (a closed pipe: the log has nowhere to go).
+private func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        guard written > 0 else { return }
+        offset += written
     }
 }

@@ -167,18 +167,16 @@ public final class GatewayServer: Sendable {
     public var port: Int { self.channel.localAddress?.port ?? 0 }
 
     /// Graceful stop (SIGTERM): stop accepting at once, let exchanges in flight finish within
-    /// `grace` while idle keep-alive connections close, then close whatever is left.
+    /// `grace` while idle keep-alive connections close, then close whatever is left. Returns as
+    /// soon as the last connection has closed (no polling: each loop reports its last close), or
+    /// once `grace` has passed. The `jwks_url` refreshers keep running: `stopRefreshing` ends them.
     public func drain(grace: Duration) async throws {
         try await self.beginDrain().get()
-        let deadline = ContinuousClock.now + grace
-        while ContinuousClock.now < deadline, try await self.openConnections() > 0 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await self.connectionsClosed(within: grace)
         self.sweeps.forEach { $0.cancel() }
-        self.refreshers.forEach { $0.stop() }
         for state in self.loops.values {
             try await state.eventLoop.submit {
-                for handler in state.value.connections.values { handler.close() }
+                for connection in state.value.connections.values { connection.close() }
                 state.value.pool.closeAll()
                 state.value.accessLog?.stop()
             }.get()
@@ -189,13 +187,33 @@ public final class GatewayServer: Sendable {
     /// every loop at once to close idle connections and end the others after their response.
     public func beginDrain() -> EventLoopFuture<Void> {
         self.channel.close(promise: nil)
-        let started = self.loops.values.map { state in
-            state.eventLoop.submit {
-                state.value.draining = true
-                for handler in state.value.connections.values { handler.drain() }
-            }
-        }
+        let started = self.loops.values.map { state in state.eventLoop.submit { state.value.drain() } }
         return EventLoopFuture.andAllSucceed(started, on: self.channel.eventLoop)
+    }
+
+    /// Completes once no loop has a client connection left (at once if none has): for after
+    /// `beginDrain`, when no new connection is accepted.
+    public func allConnectionsClosed() -> EventLoopFuture<Void> {
+        let loops = self.loops.values.map { state in state.eventLoop.flatSubmit { state.value.whenNoConnections() } }
+        return EventLoopFuture.andAllSucceed(loops, on: self.channel.eventLoop)
+    }
+
+    /// Waits until the last client connection has closed, or `grace` has passed.
+    private func connectionsClosed(within grace: Duration) async throws {
+        let loop = self.channel.eventLoop
+        let finished = loop.makePromise(of: Void.self)
+        // Whichever comes first completes `finished`; completing it again changes nothing.
+        let deadline = loop.scheduleTask(in: .nanoseconds(Int64(grace.seconds * 1e9))) { finished.succeed() }
+        self.allConnectionsClosed().whenComplete { _ in
+            deadline.cancel()
+            finished.succeed()
+        }
+        try await finished.futureResult.get()
+    }
+
+    /// Stops the `jwks_url` refreshers (the last keys they fetched keep serving).
+    public func stopRefreshing() {
+        self.refreshers.forEach { $0.stop() }
     }
 
     /// Client connections open now, over all loops.
@@ -209,7 +227,7 @@ public final class GatewayServer: Sendable {
     public func stop() async throws {
         try await self.channel.close()
         self.sweeps.forEach { $0.cancel() }
-        self.refreshers.forEach { $0.stop() }
+        self.stopRefreshing()
         for state in self.loops.values {
             try await state.eventLoop.submit {
                 state.value.pool.closeAll()
@@ -247,10 +265,15 @@ final class LoopState {
     /// The TLS context of each route with an https upstream, by prefix (shared by every loop).
     let upstreamTLS: [String: NIOSSLContext]
     let trustedProxies: TrustedProxies
-    /// Open client connections of this loop.
-    var connections: [ObjectIdentifier: GatewayConnection] = [:]
+    /// Open client connections of this loop (each adds itself when it opens and removes itself
+    /// when it closes). The last one to go while a drain waits completes `drained`.
+    var connections: [ObjectIdentifier: GatewayConnection] = [:] {
+        didSet { if self.connections.isEmpty { self.completeDrained() } }
+    }
     /// Set once the server drains: connections close as soon as their exchange ends.
-    var draining = false
+    private(set) var draining = false
+    /// Completed when the last connection has closed, while `whenNoConnections` waits for it.
+    private var drained: EventLoopPromise<Void>?
     /// Sweeps run so far (every 100th also prunes the revoked sessions).
     var sweeps = 0
 
@@ -266,6 +289,35 @@ final class LoopState {
         self.metrics = metrics
         self.accessLog = accessLog
         self.revoked = revoked
+    }
+
+    /// The server drains: idle connections close now, the others once their exchange ends, and
+    /// every connection opened from now on (`GatewayConnection.handlerAdded` reads `draining`).
+    ///
+    /// This is the one place where each live connection is told to drain
+    /// (`GatewayConnection.drain`); a WebSocket tunnel will be told here too, and close with 1001
+    /// (going away).
+    func drain() {
+        self.draining = true
+        for connection in self.connections.values { connection.drain() }
+    }
+
+    /// The loop this state belongs to (its upstream pool's).
+    private var eventLoop: any EventLoop { self.pool.eventLoop }
+
+    /// Completes when this loop has no client connection, at once if it has none now. Called on
+    /// this state's loop.
+    func whenNoConnections() -> EventLoopFuture<Void> {
+        if self.connections.isEmpty { return self.eventLoop.makeSucceededFuture(()) }
+        let drained = self.drained ?? self.eventLoop.makePromise(of: Void.self)
+        self.drained = drained
+        return drained.futureResult
+    }
+
+    private func completeDrained() {
+        guard let drained = self.drained else { return }
+        self.drained = nil
+        drained.succeed()
     }
 }
 

@@ -325,21 +325,17 @@ public enum HeaderRewriter {
 
 /// Request ids: a random process prefix and a counter, 32 hex digits.
 enum RequestIDs {
-    private static let prefix: [UInt8] = SecureRandom.bytes(8)
+    /// The 16 hex digits of 64 random bits, drawn once.
+    private static let prefix: [UInt8] = Array(Hex.encode(SecureRandom.bytes(8)).utf8)
     private static let counter = Atomic<UInt64>(0)
 
     static func next() -> String {
         let value = Self.counter.add(1, ordering: .relaxed).newValue
+        let prefix = Self.prefix
         // Written in place: one allocation per id.
         return String(unsafeUninitializedCapacity: 32) { digits in
-            let hex: StaticString = "0123456789abcdef"
-            hex.withUTF8Buffer { hex in
-                for (index, byte) in Self.prefix.enumerated() {
-                    digits[2 * index] = hex[Int(byte >> 4)]
-                    digits[2 * index + 1] = hex[Int(byte & 0x0F)]
-                }
-                for index in 0..<16 { digits[16 + index] = hex[Int((value >> (60 - 4 * UInt64(index))) & 0x0F)] }
-            }
+            for index in 0..<16 { digits[index] = prefix[index] }
+            for index in 0..<16 { digits[16 + index] = Hex.digit(UInt8(truncatingIfNeeded: value >> (60 - 4 * UInt64(index)))) }
             return 32
         }
     }

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import GatehouseCrypto
+import GatehouseHTTP1
 
 /// A request target split into a normalised path and the raw query.
 ///
@@ -91,15 +93,17 @@ public struct RequestPath: Sendable, Equatable {
             let byte = bytes[index]
             guard byte > 0x20, byte < 0x7F else { throw .invalid }
             if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) else { throw .invalid }
-                let value = high << 4 | low
+                guard index + 2 < bytes.count, let high = ASCII.hexValue(bytes[index + 1]), let low = ASCII.hexValue(bytes[index + 2]) else {
+                    throw .invalid
+                }
+                let value = UInt8(high << 4 | low)
                 if value == UInt8(ascii: ";") { hazards.insert(.semicolon) }
                 if value == UInt8(ascii: "/") { hazards.insert(.encodedSlash) }
                 if value == UInt8(ascii: "\\") { hazards.insert(.backslash) }
                 if isUnreserved(value) {
                     decoded.append(value)
                 } else {
-                    decoded += [UInt8(ascii: "%"), hexDigit(high), hexDigit(low)]
+                    decoded += [UInt8(ascii: "%"), Hex.digit(value >> 4, uppercase: true), Hex.digit(value, uppercase: true)]
                 }
                 index += 3
             } else {
@@ -162,17 +166,6 @@ public struct RequestPath: Sendable, Equatable {
         default: false
         }
     }
-
-    private static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
-
-    private static func hexDigit(_ value: UInt8) -> UInt8 { Array("0123456789ABCDEF".utf8)[Int(value)] }
 
     /// The target to send upstream: `prefix` removed when the route strips it (the bare prefix
     /// becomes `/`), the upstream's base path in front, the query as it came.

@@ -37,9 +37,10 @@ public enum ASCII {
     @inline(__always)
     static func isAlpha(_ b: UInt8) -> Bool { (b | 0x20) &- 0x61 < 26 }
 
-    /// The value of a hex digit, or nil.
+    /// The value of a hex digit (either case), or nil: chunk sizes here, percent-escapes in the
+    /// gateway's path normalisation. (Writing hex is GatehouseCrypto's `Hex`.)
     @inline(__always)
-    static func hexValue(_ b: UInt8) -> UInt64? {
+    package static func hexValue(_ b: UInt8) -> UInt64? {
         switch b {
         case 0x30...0x39: return UInt64(b - 0x30)
         case 0x41...0x46: return UInt64(b - 0x41 + 10)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import GatehouseHTTP1
 import GatehouseConfig
+import GatehouseCrypto
 public import GatehouseHTTP
 import GatehouseJOSE
 import GatehouseStore
@@ -91,7 +92,7 @@ public struct IssuerEndpoints: LocalEndpoints {
             }
             answer = self.issuer.currentUser(accessToken: token, on: eventLoop).map { user in
                 var json = Self.userJSON(user)
-                json["created_at"] = .string(RFC3339.format(milliseconds: user.createdAt))
+                json["created_at"] = .string(RFC3339.format(milliseconds: user.createdAt, fraction: false))
                 return LocalResponse(status: .ok, object: json)
             }
         case "/auth/revocations":
@@ -174,7 +175,7 @@ public struct IssuerEndpoints: LocalEndpoints {
     /// revocations after the cursor, oldest first: `{"cursor", "revocations": [{"sid", "exp"}], "more"}`.
     private func revocations(_ request: LocalRequest, on eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
         guard let secret = self.issuer.config.revocationSecret else { return eventLoop.makeSucceededFuture(LocalResponse(error: .noIssuerEndpoint)) }
-        guard let presented = Self.bearerToken(request.head.headers), Self.constantTimeEquals(presented, secret) else {
+        guard let presented = Self.bearerToken(request.head.headers), constantTimeEquals(presented, secret) else {
             return eventLoop.makeSucceededFuture(LocalResponse(error: .revocationSecretRequired))
         }
         var cursor: Int64 = 0
@@ -249,15 +250,6 @@ public struct IssuerEndpoints: LocalEndpoints {
         "\(name)=\(value); Path=\(path); Max-Age=\(maxAge); HttpOnly; Secure; SameSite=Strict"
     }
 
-    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let a = Array(a.utf8)
-        let b = Array(b.utf8)
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
-    }
-
     // MARK: Bodies
 
     /// The request body as a JSON object: 415 unless `Content-Type` is JSON, 400 unless it parses.
@@ -308,7 +300,12 @@ public struct IssuerEndpoints: LocalEndpoints {
         LocalResponse(error: .methodNotAllowed(allow: allowed))
     }
 
-    /// The token of a single `Authorization: Bearer` header.
+    /// The token of a single `Authorization: Bearer` header, for `/auth/revocations`' shared secret.
+    ///
+    /// Not `Credentials`, on purpose: that reads access tokens, so it requires RFC 6750's b64token
+    /// and falls back to the access cookie; `issuer.revocation_secret` is any string of 32 bytes
+    /// or more (`${VAR}` from a secret store may hold `!`, `:` or `%`), and a cookie must never
+    /// stand in for it.
     private static func bearerToken(_ headers: HTTPHeaders) -> String? {
         let values = headers["authorization"]
         guard values.count == 1 else { return nil }
@@ -316,16 +313,5 @@ public struct IssuerEndpoints: LocalEndpoints {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
         let token = String(parts[1].trimmingSpaces)
         return token.isEmpty ? nil : token
-    }
-}
-
-/// RFC 3339 UTC timestamps for `created_at`.
-enum RFC3339 {
-    static func format(milliseconds: Int64) -> String {
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import GatehouseConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,14 +10,9 @@ enum LoginLimitKeys {
     /// subscriber's network: a host there can pick any of 2^64 addresses); an IPv4-mapped IPv6
     /// address counts as its IPv4 address. Anything unparsable counts as itself.
     static func address(_ address: String) -> String {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, address, &v4) == 1 { return "address:" + Self.text(withUnsafeBytes(of: &v4) { Array($0) }) }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, address, &v6) == 1 else { return "address:" + address }
-        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
-            return "address:" + Self.text(Array(bytes[12..<16]))
-        }
+        // Parsed as `trusted_proxies` parses addresses, so both read a client the same way.
+        guard let bytes = TrustedProxies.bytes(of: address) else { return "address:" + address }
+        if bytes.count == 4 { return "address:" + Self.text(bytes) }
         return "address:" + Self.text(Array(bytes[0..<8]) + [UInt8](repeating: 0, count: 8)) + "/64"
     }
 

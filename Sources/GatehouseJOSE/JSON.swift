@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import GatehouseCrypto
 
 /// A JSON value as RFC 8259 defines it. Objects keep their members in document order.
 public enum JSONValue: Sendable, Hashable {
@@ -447,9 +448,11 @@ extension JSONValue {
         return "\(value)"
     }
 
-    /// A JSON string: `"` and `\\` escaped, control characters and DEL as `\\n`-style or `\\u00XX`
-    /// escapes, every other byte (UTF-8 beyond ASCII included) as it is.
-    private static func writeString(_ value: String, to output: inout [UInt8]) {
+    /// Appends `value` as a JSON string: `"` and `\\` escaped, control characters and DEL as
+    /// `\\n`-style or `\\u00XX` escapes, every other byte (UTF-8 beyond ASCII included) as it is.
+    /// The one JSON string writer: the gateway's access log writes its lines with it too, so it
+    /// copies runs that need no escape whole and allocates nothing beyond `output`'s growth.
+    public static func writeString(_ value: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { bytes in
@@ -466,12 +469,9 @@ extension JSONValue {
                 case UInt8(ascii: "\r"): output += #"\r"#.utf8
                 case UInt8(ascii: "\t"): output += #"\t"#.utf8
                 default:
-                    let hex: StaticString = "0123456789abcdef"
                     output += #"\u00"#.utf8
-                    hex.withUTF8Buffer { hex in
-                        output.append(hex[Int(byte >> 4)])
-                        output.append(hex[Int(byte & 0x0F)])
-                    }
+                    output.append(Hex.digit(byte >> 4))
+                    output.append(Hex.digit(byte))
                 }
             }
             output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Dispatch
 import class Foundation.Thread
 import Logging
 import NIOConcurrencyHelpers
@@ -34,6 +35,8 @@ public final class RevocationFollower: Sendable {
     private static let logger = Logger(label: "gatehouse.revocation")
 
     private let stopped = NIOLockedValueBox(false)
+    /// Left when the thread ends.
+    private let running = DispatchGroup()
 
     /// Starts following. `deliver` gets each batch of new rows; `loaded` is called after every
     /// load that reached the end of the log (the first one makes the feed ready).
@@ -42,8 +45,11 @@ public final class RevocationFollower: Sendable {
         loaded: @escaping @Sendable () -> Void
     ) {
         let stopped = self.stopped
+        let running = self.running
+        running.enter()
         let thread = Thread {
             Self.follow(source: source, interval: interval, stopped: stopped, deliver: deliver, loaded: loaded)
+            running.leave()
         }
         thread.name = "gatehouse-revocations"
         thread.start()
@@ -52,6 +58,15 @@ public final class RevocationFollower: Sendable {
     /// Stops within one wait (`interval`, or a second while listening).
     public func stop() {
         self.stopped.withLockedValue { $0 = true }
+    }
+
+    /// Stops, and returns once the thread has ended (within one wait, or one backoff of at most
+    /// 5 s while the store is failing): after it, the follower no longer touches the store.
+    public func stopAndWait() async {
+        self.stop()
+        await withCheckedContinuation { continuation in
+            self.running.notify(queue: .global()) { continuation.resume() }
+        }
     }
 
     private static func follow(

@@ -3,6 +3,31 @@
 import Foundation
 import Testing
 
+@Suite("small helpers: constant-time comparison, hex")
+struct HelperTests {
+    @Test("constantTimeEquals: equal bytes and strings only, any length")
+    func constantTime() {
+        func bytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+            a.withUnsafeBytes { a in b.withUnsafeBytes { b in constantTimeEquals(a, b) } }
+        }
+        #expect(bytes([], []) && bytes([1, 2, 3], [1, 2, 3]))
+        #expect(!bytes([1, 2, 3], [1, 2, 4]) && !bytes([1, 2, 3], [1, 2]) && !bytes([], [0]))
+        #expect(constantTimeEquals("", "") && constantTimeEquals("s3cr3t-é", "s3cr3t-é"))
+        #expect(!constantTimeEquals("secret", "Secret") && !constantTimeEquals("secret", "secret ") && !constantTimeEquals("a", ""))
+    }
+
+    @Test("Hex: lower-case text of any bytes; a nibble's digit in either case")
+    func hex() {
+        #expect(Hex.encode([]) == "")
+        #expect(Hex.encode([0x00, 0x01, 0x7F, 0x80, 0xAB, 0xFF]) == "00017f80abff")
+        #expect(Hex.encode([UInt8](0...255)).count == 512)
+        #expect(Hex.encode(ArraySlice([0xDE, 0xAD, 0xBE, 0xEF])) == "deadbeef")
+        #expect((0...15).map { Hex.digit(UInt8($0)) } == Array("0123456789abcdef".utf8))
+        #expect((0...15).map { Hex.digit(UInt8($0), uppercase: true) } == Array("0123456789ABCDEF".utf8))
+        #expect(Hex.digit(0xF3) == UInt8(ascii: "3"), "only the low nibble counts")
+    }
+}
+
 @Suite("libcrypto wrappers")
 struct CryptoTests {
     static let specifications: [(EVPKey.Specification, SignatureScheme)] = [

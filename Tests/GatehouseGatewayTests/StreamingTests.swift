@@ -7,6 +7,7 @@ import GatehouseJOSE
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import Testing
 
 /// An upstream that answers every request with `size` bytes, written as fast as its socket takes
@@ -215,15 +216,28 @@ final class DelayedResponder: ChannelInboundHandler {
     }
 }
 
+/// When something happened, once.
+final class Moment: Sendable {
+    private let instant = Mutex<ContinuousClock.Instant?>(nil)
+    func record() { self.instant.withLock { $0 = $0 ?? .now } }
+    var value: ContinuousClock.Instant? { self.instant.withLock { $0 } }
+}
+
 @Suite("Draining on SIGTERM")
 struct DrainTests {
-    @Test("in-flight requests finish with Connection: close, idle connections close, new ones are refused")
-    func drain() async throws {
+    /// A gateway on two loops in front of an upstream that answers after `upstreamDelay`.
+    static func gateway(upstreamDelay: TimeAmount) async throws -> (MultiThreadedEventLoopGroup, any Channel, GatewayServer) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let upstream = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group) { _ in DelayedResponder(delay: .seconds(2)) }
+        let upstream = try await HTTPListener.bind(host: "127.0.0.1", port: 0, group: group) { _ in DelayedResponder(delay: upstreamDelay) }
         let yaml = "routes:\n  - { prefix: /, upstream: \"http://127.0.0.1:\(upstream.localAddress!.port!)\", auth: public }\n"
         let config = try GatewayConfig.parse(yaml, file: "drain.conf", baseDirectory: "/tmp")
         let gateway = try await GatewayServer.start(config: config, verifiers: [], group: group, host: "127.0.0.1", port: 0)
+        return (group, upstream, gateway)
+    }
+
+    @Test("in-flight requests finish with Connection: close, idle connections close, new ones are refused")
+    func drain() async throws {
+        let (group, upstream, gateway) = try await Self.gateway(upstreamDelay: .seconds(2))
         let port = gateway.port
 
         let idle = try RawHTTPClient(port: port, timeoutSeconds: 10)
@@ -249,6 +263,34 @@ struct DrainTests {
         try await began.get()
         try await gateway.drain(grace: .seconds(8))
         #expect(ContinuousClock.now - started < .seconds(7), "drain ends when the last exchange does, not at the grace")
+        #expect(try await gateway.openConnections() == 0)
+        try await upstream.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("the drain is woken by the last connection's close; an exchange longer than the grace is cut off at the grace")
+    func graceRunsOut() async throws {
+        let (group, upstream, gateway) = try await Self.gateway(upstreamDelay: .seconds(30))
+        // No connection: nothing to wait for.
+        try await gateway.allConnectionsClosed().get()
+
+        let busy = try RawHTTPClient(port: gateway.port, timeoutSeconds: 10)
+        try busy.send("GET /forever HTTP/1.1\r\nHost: a\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(100))
+        let closed = gateway.allConnectionsClosed()
+        let woken = Moment()
+        closed.whenSuccess { woken.record() }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(woken.value == nil, "a connection is open")
+
+        let started = ContinuousClock.now
+        try await gateway.drain(grace: .seconds(1))
+        let took = ContinuousClock.now - started
+        #expect(took >= .milliseconds(900) && took < .seconds(5), "drain returned after \(took), the grace being 1 s")
+        #expect(throws: (any Error).self, "the exchange was cut off without a response") { try busy.readResponse() }
+        try await closed.get()
+        let wokenAt = try #require(woken.value)
+        #expect(wokenAt - started < .seconds(5))
         #expect(try await gateway.openConnections() == 0)
         try await upstream.close()
         try await group.shutdownGracefully()

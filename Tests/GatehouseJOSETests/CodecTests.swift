@@ -29,6 +29,23 @@ struct CodecTests {
         #expect(try JSONReader.parse("1234567890123") == .number(1_234_567_890_123))
     }
 
+    @Test("JSON strings: quote, backslash and control characters escaped, DEL too, everything else as it is")
+    func stringEscapes() throws {
+        func written(_ value: String) -> String {
+            var output: [UInt8] = Array("x".utf8)
+            JSONValue.writeString(value, to: &output)
+            return String(decoding: output, as: UTF8.self)
+        }
+        #expect(written("") == #"x"""#)
+        #expect(written("plain /path?q=1") == #"x"plain /path?q=1""#)
+        #expect(written("a\"b\\c\nd\re\tf") == #"x"a\"b\\c\nd\re\tf""#)
+        #expect(written("\u{00}\u{1F}\u{7F}") == #"x"\u0000\u001f\u007f""#)
+        #expect(written("é😀") == "x\"é😀\"")
+        for value in ["\u{00}\u{01}\"\\", "é😀\n", "end\\"] {
+            #expect(try JSONReader.parse(String(written(value).dropFirst())) == .string(value))
+        }
+    }
+
     @Test("duplicate names are refused at any depth")
     func duplicates() {
         #expect(throws: JSONError.duplicateMember("a")) { try JSONReader.parse(#"{"a":1,"b":{"a":2},"a":3}"#) }

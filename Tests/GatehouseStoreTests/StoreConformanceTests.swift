@@ -179,7 +179,7 @@ struct StoreConformanceTests {
         #expect(later[0].seq > all.last!.seq)
     }
 
-    @Test("a follower delivers every revocation, the ones before it started and the ones after", arguments: Backend.allCases)
+    @Test("a follower delivers every revocation, the ones before it started and the ones after, until it is stopped", arguments: Backend.allCases)
     func follower(_ backend: Backend) async throws {
         let url = try backend.makeURL()
         let store = try Store.open(url)
@@ -200,6 +200,13 @@ struct StoreConformanceTests {
         try store.revokeSession(id: "s2", now: now, accessTokenLifetime: 60_000)
         try await seen.wait { $0.ids == ["s1", "s2"] }
         try store.revokeSessions(userID: user.id, now: now, accessTokenLifetime: 60_000)
+        try await seen.wait { $0.ids == ["s1", "s2", "s3"] }
+
+        // Once stopAndWait returns, the follower's thread is gone: it reads nothing more.
+        await follower.stopAndWait()
+        try store.createSession(id: "s4", userID: user.id, refreshHash: "s4", now: now, expiresAt: now + 600_000)
+        try store.revokeSession(id: "s4", now: now, accessTokenLifetime: 60_000)
+        try await Task.sleep(for: .milliseconds(300))
         try await seen.wait { $0.ids == ["s1", "s2", "s3"] }
     }
 
