@@ -130,27 +130,53 @@ struct WebSocketEchoTests {
         #expect(after - before < 48, "the echo's peak RSS grew from \(before) to \(after) MiB")
     }
 
+    /// Autobahn's fuzzing client against `url`: its summary (see autobahn.sh).
+    static func autobahn(_ url: String, agent: String) throws -> [String: Any] {
+        let out = try temporaryDirectory()
+        let (status, output) = try WebSocketClients.run(
+            WebSocketClients.folder.appendingPathComponent("autobahn.sh").path, [url, "--agent", agent, "--out", out.path],
+            timeout: .seconds(540)
+        )
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(status): \(output)")
+        let counts = try #require(summary["counts"] as? [String: Int])
+        let tally = counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        print("Autobahn against \(agent): \(summary["cases"] ?? 0) cases: \(tally); non-strict: \(summary["non_strict"] ?? [])")
+        #expect(status == 0)
+        #expect(counts["FAILED"] == 0, "failed: \(summary["failed"] ?? [])")
+        #expect(counts["UNIMPLEMENTED"] == 0)
+        #expect(summary["cases"] as? Int ?? 0 >= 300, "cases 1-11 are about 300")
+        return summary
+    }
+
     @Test(
-        "Autobahn|Testsuite cases 1-11 against gatehouse echo: no case FAILED",
+        "Autobahn|Testsuite cases 1-11 against gatehouse echo, directly and through the gateway: no case FAILED, the same verdicts",
         .enabled(if: WebSocketClients.python27 != nil, "no python2.7 (pyenv's 2.7.18): Autobahn|Testsuite cannot run here"),
         .timeLimit(.minutes(10))
     )
     func autobahn() throws {
         let (echo, port) = try Self.startEcho()
         defer { _ = echo.stop() }
-        let out = try temporaryDirectory()
-        let (status, output) = try WebSocketClients.run(
-            WebSocketClients.folder.appendingPathComponent("autobahn.sh").path,
-            ["ws://127.0.0.1:\(port)/", "--agent", "gatehouse-echo", "--out", out.path],
-            timeout: .seconds(540)
-        )
-        let summary = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(status): \(output)")
-        let counts = try #require(summary["counts"] as? [String: Int])
-        let tally = counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        print("Autobahn against gatehouse echo: \(summary["cases"] ?? 0) cases: \(tally); non-strict: \(summary["non_strict"] ?? [])")
-        #expect(status == 0)
-        #expect(counts["FAILED"] == 0, "failed: \(summary["failed"] ?? [])")
-        #expect(counts["UNIMPLEMENTED"] == 0)
-        #expect(summary["cases"] as? Int ?? 0 >= 300, "cases 1-11 are about 300")
+        let direct = try Self.autobahn("ws://127.0.0.1:\(port)/", agent: "gatehouse-echo")
+
+        let directory = try temporaryDirectory()
+        let gatewayPort = try TestPostgres.freePort()
+        try """
+            listen: 127.0.0.1:\(gatewayPort)
+            admin_listen: 127.0.0.1:\(try TestPostgres.freePort())
+            access_log: false
+            issuer: { enabled: false }
+            routes:
+              - { prefix: /, upstream: "http://127.0.0.1:\(port)", auth: public }
+
+            """.write(to: directory.appendingPathComponent("gateway.conf"), atomically: true, encoding: .utf8)
+        let gateway = try ServeProcess(arguments: ["serve", "--config", "gateway.conf"], directory: directory)
+        defer { _ = gateway.stop() }
+        #expect(gateway.wait(for: "admin listening"), "\(gateway.text)")
+        let through = try Self.autobahn("ws://127.0.0.1:\(gatewayPort)/", agent: "gatehouse-gateway")
+        let directVerdicts = try #require(direct["behaviors"] as? [String: String])
+        let gatewayVerdicts = try #require(through["behaviors"] as? [String: String])
+        let differing = directVerdicts.keys.filter { directVerdicts[$0] != gatewayVerdicts[$0] }.sorted()
+        #expect(directVerdicts.count == gatewayVerdicts.count)
+        #expect(differing.isEmpty, "verdicts differ through the gateway: \(differing.map { "\($0): \(directVerdicts[$0]!) vs \(gatewayVerdicts[$0] ?? "none")" })")
     }
 }

@@ -9,10 +9,10 @@ import NIOCore
 import NIOPosix
 import Testing
 
-/// `tests/websocket/peer.py`: Python's `websockets` as the upstream and as the client.
+/// `Tests/WebSocket/peer.py`: Python's `websockets` as the upstream and as the client.
 enum WebSocketPeer {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("tests/websocket/peer.py").path
+        .appendingPathComponent("Tests/WebSocket/peer.py").path
 
     /// The upstream: echoes, and first tells each connection what it saw of the handshake.
     final class Upstream: @unchecked Sendable {
