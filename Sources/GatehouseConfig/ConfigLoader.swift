@@ -345,10 +345,17 @@ extension GatewayConfig {
             keepSemicolons: try Self.keepOrRefuse("semicolons", in: &section),
             keepEncodedSlashes: try Self.keepOrRefuse("encoded_slashes", in: &section),
             upstreamTLS: try Self.parseUpstreamTLS(&section, upstream: upstream, resolve: resolve),
-            websocketIdleTimeout: try section.duration("websocket_idle_timeout", default: .seconds(3600)),
+            websocketIdleTimeout: try Self.positiveDuration("websocket_idle_timeout", default: .seconds(3600), in: &section),
             tokenParameter: try Self.parseTokenParameter(&section),
             websocketOutlivesToken: try section.bool("websocket_outlive_token", default: false)
         )
+    }
+
+    /// A duration that must be more than zero (zero would end every tunnel at once).
+    private static func positiveDuration(_ key: String, default value: Duration, in section: inout Section) throws(ConfigError) -> Duration {
+        let duration = try section.duration(key, default: value)
+        guard duration > .zero else { throw section.error(at: section.mapping[key], key, "must be more than 0s") }
+        return duration
     }
 
     /// `token_param`: a query parameter's name, as it appears in a URL (no percent-encoding).

@@ -190,6 +190,38 @@ struct RevocationClusterTests {
         #expect(next.count == 1, "two rotations: \(next)")
     }
 
+    @Test("sessions revoke ends a WebSocket tunnel with 1008 within a second on the gateway that follows issuer B by the poll feed")
+    func revokedTunnel() throws {
+        let cluster = try Cluster()
+        defer { cluster.stopAll() }
+        let a = cluster.issuers[0]
+        #expect(try Self.post(a, "/auth/register", ["email": "ann@example.com", "password": "correct horse battery"]).status == 201)
+        let tokens = try Self.login(a)
+        // A tunnel to the echo through gateway 2, which learns of revocations only by polling issuer B.
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        client.arguments = [
+            "python3", WebSocketClients.folder.appendingPathComponent("ws_check.py").path, "ws://127.0.0.1:\(cluster.gateways[2])/api/live",
+            "-H", "Authorization: Bearer \(tokens.access)", "--checks", "text", "--wait-close", "20",
+        ]
+        let output = Pipe()
+        client.standardOutput = output
+        try client.run()
+        Thread.sleep(forTimeInterval: 2)
+        let sid = try #require(Self.claims(tokens.access)["sid"] as? String)
+        let revoke = try CLI.run(["sessions", "revoke", "--sid", sid, "--config", "issuer0.conf"], directory: cluster.directory)
+        #expect(revoke.status == 0, "\(revoke.error)")
+        let revoked = Date()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        let ended = Date().timeIntervalSince(revoked)
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
+        let close = try #require(result["server_close"] as? [String: Any], "\(text)")
+        #expect(close["code"] as? Int == 1008, "\(text)")
+        #expect(close["reason"] as? String == "session revoked")
+        #expect(ended < 1.5, "the tunnel ended \(ended) s after sessions revoke returned")
+    }
+
     static func claims(_ token: String) -> [String: Any] {
         let part = token.split(separator: ".")[1]
         var text = part.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")

@@ -152,6 +152,22 @@ struct ConfigTests {
         #expect(failure("routes:\n  - { prefix: /a/, upstream: http://127.0.0.1:1, auth: public }\n") == nil)
     }
 
+    @Test("WebSocket route keys: defaults, a token parameter's name, an idle timeout above zero")
+    func webSocketKeys() throws {
+        let base = minimalIssuer + "routes:\n"
+        let defaults = try parse(base + "  - { prefix: /a/, upstream: http://127.0.0.1:1 }\n").routes[0]
+        #expect(defaults.websocketIdleTimeout == .seconds(3600) && defaults.tokenParameter == nil && !defaults.websocketOutlivesToken)
+        let set = try parse(
+            base + "  - { prefix: /a/, upstream: http://127.0.0.1:1, token_param: access_token, websocket_idle_timeout: 5m, websocket_outlive_token: true }\n"
+        ).routes[0]
+        #expect(set.websocketIdleTimeout == .seconds(300) && set.tokenParameter == "access_token" && set.websocketOutlivesToken)
+        for bad in ["\"a b\"", "\"a&b\"", "\"a=b\"", "\"%41\"", "\"\""] {
+            #expect(failure(base + "  - { prefix: /a/, upstream: http://127.0.0.1:1, token_param: \(bad) }\n")?.key == "routes[0].token_param", "\(bad)")
+        }
+        let zero = failure(base + "  - { prefix: /a/, upstream: http://127.0.0.1:1, websocket_idle_timeout: 0s }\n")
+        #expect(zero?.key == "routes[0].websocket_idle_timeout" && zero?.message.contains("more than 0s") == true)
+    }
+
     @Test("algorithms: none is never allowed, unknown names are refused")
     func algorithms() {
         let yaml = "verify:\n  issuer: https://idp\n  keys: { jwks_url: https://idp/jwks }\n  algorithms: [RS256, %@]\n"

@@ -328,6 +328,17 @@ import Testing
         #expect(self.refusal(self.fixture.decide("/chat/room?access_token=\(token)", headers: ["Origin": "https://app.test"])) == .missingToken)
     }
 
+    @Test func forwardAuthAnswersUpgradeRequestsAsAnyOther() throws {
+        // nginx's auth_request and Traefik's ForwardAuth pass the handshake's fields along.
+        let token = try self.fixture.token()
+        guard case .verified(let identity) = self.decide("/auth/verify", [("Authorization", "Bearer \(token)")]) else {
+            Issue.record("an upgrade request to /auth/verify was not verified")
+            return
+        }
+        #expect(identity.userID == "7")
+        #expect(self.refusal(self.decide("/auth/verify")) == .missingToken)
+    }
+
     @Test func aCookieHandshakeNeedsAnAllowedOrigin() throws {
         let token = try self.fixture.token()
         let cookie = ("Cookie", "session=\(token)")
