@@ -7,10 +7,11 @@ public enum WebSocketAccept {
     /// RFC 6455 §1.3.
     static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    /// `Sec-WebSocket-Accept` for a handshake's `Sec-WebSocket-Key`: base64 (with padding) of `digest`.
-    public static func value(forKey key: String) -> String {
+    /// `Sec-WebSocket-Accept` for a handshake's `Sec-WebSocket-Key`: base64 (with padding) of
+    /// `digest`; nil when this libcrypto has no SHA-1 (then no 101 can be checked: 502, no crash).
+    public static func value(forKey key: String) -> String? {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        let bytes = Self.digest(forKey: key)
+        guard let bytes = Self.digest(forKey: key) else { return nil }
         var text: [UInt8] = []
         text.reserveCapacity(28)
         var index = 0
@@ -28,7 +29,7 @@ public enum WebSocketAccept {
     }
 
     /// The SHA-1 of `key` followed by the protocol's GUID: what the accept value encodes (base64).
-    public static func digest(forKey key: String) -> [UInt8] {
+    public static func digest(forKey key: String) -> [UInt8]? {
         let input = Array((key + Self.guid).utf8)
         var output = [UInt8](repeating: 0, count: 20)
         var length: UInt32 = 0
@@ -40,7 +41,6 @@ public enum WebSocketAccept {
                 return EVP_Digest(input.baseAddress, input.count, out.baseAddress, &length, md, nil)
             }
         }
-        precondition(status == 1 && length == 20, "libcrypto has no SHA-1")
-        return output
+        return status == 1 && length == 20 ? output : nil
     }
 }

@@ -88,8 +88,8 @@ struct ConnectionStateMachine {
         let terms: TunnelTerms
         var idleDeadline: NIODeadline
         /// Set once the gateway ends the tunnel itself (close frames sent between frames): why,
-        /// and when both sockets close whatever the peers do.
-        var ending: (reason: TunnelEnd, closeDeadline: NIODeadline)?
+        /// and when both sockets close whatever the peers do (a drain: its own grace decides).
+        var ending: (reason: TunnelEnd, closeDeadline: NIODeadline?)?
 
         static func == (lhs: Tunnel, rhs: Tunnel) -> Bool {
             lhs.terms == rhs.terms && lhs.idleDeadline == rhs.idleDeadline && lhs.ending?.reason == rhs.ending?.reason
@@ -359,10 +359,11 @@ struct ConnectionStateMachine {
 
     /// The gateway ends the tunnel for `reason`: true when it was not ending already (the adapter
     /// then sends the close frames, each between frames, and stops relaying); both sockets close
-    /// after the client's close frame or `tunnelCloseGrace`.
+    /// after the client's close frame or `tunnelCloseGrace` — for a drain, its `shutdown_grace`
+    /// (the server closes what is left then), so that a long frame under way can finish.
     mutating func endTunnel(_ reason: TunnelEnd, now: NIODeadline) -> Bool {
         guard case .tunnel(var tunnel) = self.state, tunnel.ending == nil else { return false }
-        tunnel.ending = (reason, now + Self.tunnelCloseGrace)
+        tunnel.ending = (reason, reason == .drain ? nil : now + Self.tunnelCloseGrace)
         self.state = .tunnel(tunnel)
         return true
     }
@@ -506,7 +507,7 @@ struct ConnectionStateMachine {
             return nil
         case .tunnel(let tunnel):
             if let ending = tunnel.ending {
-                guard now >= ending.closeDeadline else { return nil }
+                guard let deadline = ending.closeDeadline, now >= deadline else { return nil }
                 self.state = .closing
                 return .close
             }
@@ -522,7 +523,8 @@ struct ConnectionStateMachine {
     }
 
     /// The server drains: idle connections close, the exchange in flight ends with
-    /// `Connection: close` (a handshake gets no tunnel), a tunnel ends with close frames.
+    /// `Connection: close` (a handshake that gets its 101 still opens a tunnel, which the adapter
+    /// then ends at once), a tunnel ends with close frames.
     mutating func drain(now: NIODeadline) -> Drain {
         self.draining = true
         switch self.state {

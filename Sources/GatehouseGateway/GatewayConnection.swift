@@ -94,7 +94,7 @@ final class GatewayConnection: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
         if self.tunnel != nil {
-            self.tunnelFromClient(bytes, context: context)
+            self.relay(bytes, from: .client, context: context)
             return
         }
         self.input.cumulate(&bytes)
@@ -334,6 +334,8 @@ final class GatewayConnection: ChannelInboundHandler {
         self.upstream = connection
         self.upstreamRequest = nil
         self.log.forwardedAt = .now()
+        // An upstream that read a handshake may have left HTTP whatever it answers: never reused.
+        if self.handshake != nil { connection.handler.spoil() }
         connection.handler.delegate = self
         connection.writeHead(request, method: self.method)
         connection.setReads(context.channel.isWritable)
@@ -623,7 +625,8 @@ extension GatewayConnection {
         // Frames the client sent right behind its handshake.
         if let input = self.input, input.readableBytes > 0 {
             self.input = nil
-            self.tunnelFromClient(input, context: context)
+            self.relay(input, from: .client, context: context)
+            upstream.writer.flush()
         }
         self.input = nil
         self.applyReads(context: context)
@@ -631,47 +634,40 @@ extension GatewayConnection {
         if self.state.draining { self.drain() }
     }
 
-    /// Client bytes: to the upstream while the tunnel runs (see `TunnelRelay`).
-    private func tunnelFromClient(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
-        guard var relay = self.tunnel else { return }
+    /// Bytes from one side go to the other while the tunnel runs (see `TunnelRelay`).
+    private func relay(_ bytes: ByteBuffer, from side: TunnelRelay.Side, context: ChannelHandlerContext) {
+        guard var relay = self.tunnel, !relay.closing else { return }
         let ending = self.machine.tunnelEnding
         self.machine.tunnelMoved(now: .now())
         let pass: TunnelRelay.Pass
         do {
-            pass = try bytes.withUnsafeReadableBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.fromClient(bytes, ending: ending != nil) }
+            pass = try bytes.withUnsafeReadableBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.pass(bytes, from: side, ending: ending != nil) }
         } catch {
-            relay.endReason = relay.endReason ?? .client
+            // Not WebSocket framing: nothing more of it can be relayed.
+            if relay.endReason == nil { relay.endReason = side == .client ? .client : .upstream }
             self.tunnel = relay
             self.closeTunnel(context: context)
             return
         }
         // Whoever sends the first close frame ends the tunnel (for the metrics).
-        if relay.endReason == nil, relay.fromClient.sawClose { relay.endReason = .client }
+        if relay.endReason == nil, relay.sawClose(from: side) { relay.endReason = side == .client ? .client : .upstream }
         self.tunnel = relay
-        if let upstream = self.upstream {
-            if pass.forward > 0 { upstream.writer.write(NIOAny(bytes.getSlice(at: bytes.readerIndex, length: pass.forward)!), promise: nil) }
+        let passed = bytes.getSlice(at: bytes.readerIndex, length: pass.forward)
+        switch side {
+        case .client:
+            guard let upstream = self.upstream else { break }
+            if let passed, pass.forward > 0 { upstream.writer.write(NIOAny(passed), promise: nil) }
             if pass.sendClose, let ending { self.writeClose(ending, toUpstream: upstream) }
+        case .upstream:
+            if let passed, pass.forward > 0 { context.write(self.wrapOutboundOut(passed), promise: nil) }
+            if pass.sendClose, let ending { self.writeClose(ending, context: context) }
         }
-        if relay.clientAnsweredClose { self.closeTunnel(context: context) }
+        if ending != nil, relay.clientAnsweredClose { self.closeTunnel(context: context) }
     }
 
     func upstreamTunnelRead(_ bytes: ByteBuffer) {
-        guard let context = self.context, var relay = self.tunnel else { return }
-        let ending = self.machine.tunnelEnding
-        self.machine.tunnelMoved(now: .now())
-        let pass: TunnelRelay.Pass
-        do {
-            pass = try bytes.withUnsafeReadableBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.fromUpstream(bytes, ending: ending != nil) }
-        } catch {
-            relay.endReason = relay.endReason ?? .upstream
-            self.tunnel = relay
-            self.closeTunnel(context: context)
-            return
-        }
-        if relay.endReason == nil, relay.fromUpstream.sawClose { relay.endReason = .upstream }
-        self.tunnel = relay
-        if pass.forward > 0 { context.write(self.wrapOutboundOut(bytes.getSlice(at: bytes.readerIndex, length: pass.forward)!), promise: nil) }
-        if pass.sendClose, let ending { self.writeClose(ending, context: context) }
+        guard let context = self.context else { return }
+        self.relay(bytes, from: .upstream, context: context)
     }
 
     /// The gateway ends the tunnel for `reason` (its credentials ended, its session was revoked).
@@ -709,6 +705,8 @@ extension GatewayConnection {
 
     /// Closes both sides, the client's once what was written to it has gone out.
     private func closeTunnel(context: ChannelHandlerContext) {
+        guard self.tunnel?.closing == false else { return }
+        self.tunnel?.closing = true
         if let upstream = self.upstream {
             upstream.handler.delegate = nil
             upstream.writer.flush()

@@ -169,15 +169,17 @@ public struct RequestPath: Sendable, Equatable {
 
     /// The target to send upstream: `prefix` removed when the route strips it (the bare prefix
     /// becomes `/`), the upstream's base path in front, the query as it came.
-    /// Takes every `name=value` pair named `name` out of the query (as sent, no percent-decoding)
-    /// and returns their values: a token in a URL goes no further than the gateway.
+    /// Takes every `name=value` pair named `name` out of the query and returns their values (as
+    /// sent): a token in a URL goes no further than the gateway. Names are compared percent-decoded,
+    /// as an upstream's framework reads them (`access%5Ftoken` is `access_token`), so that a second
+    /// spelling can neither slip past nor be forwarded.
     public mutating func takeQueryParameter(_ name: String) -> [String] {
         guard let query = self.query else { return [] }
         var values: [String] = []
         var kept: [Substring] = []
         for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if parts[0] == name {
+            if parts[0] == name || parts[0].contains("%") && Self.percentDecoded(parts[0]) == name {
                 values.append(parts.count == 2 ? String(parts[1]) : "")
             } else {
                 kept.append(pair)
@@ -186,6 +188,23 @@ public struct RequestPath: Sendable, Equatable {
         guard !values.isEmpty else { return [] }
         self.query = kept.isEmpty ? nil : kept.joined(separator: "&")
         return values
+    }
+
+    /// `text` with its `%XX` escapes decoded (others kept as they are).
+    private static func percentDecoded(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var utf8 = Array(text.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "%"), utf8.count >= 2, let high = ASCII.hexValue(utf8[utf8.startIndex]),
+                let low = ASCII.hexValue(utf8[utf8.startIndex + 1])
+            {
+                bytes.append(UInt8(high << 4 | low))
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public func forwardedTarget(stripping prefix: String?, basePath: String) -> String {

@@ -79,6 +79,11 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
         self.spoiled = true
     }
 
+    /// The connection will not return to the pool (it carried a WebSocket handshake).
+    func spoil() {
+        self.spoiled = true
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
         if self.tunnelling {

@@ -55,7 +55,7 @@ public struct WebSocketHandshake: Sendable, Equatable {
     }
 
     /// What the upstream's `Sec-WebSocket-Accept` must be.
-    var expectedAccept: String { WebSocketAccept.value(forKey: self.key) }
+    var expectedAccept: String? { WebSocketAccept.value(forKey: self.key) }
 
     /// Whether a 101's fields complete this handshake (RFC 6455 §4.1, the client's checks):
     /// `Upgrade: websocket`, `Connection: upgrade` and the accept value for our key. Anything else
@@ -77,7 +77,8 @@ public struct WebSocketHandshake: Sendable, Equatable {
             }
             return true
         }
-        return upgrade && connection && accepts == [self.expectedAccept]
+        guard let expected = self.expectedAccept else { return false }
+        return upgrade && connection && accepts == [expected]
     }
 
     /// Whether the comma-separated `list` holds `token` (ASCII case-insensitive).

@@ -97,6 +97,15 @@ import Testing
         #expect(machine.tunnelEnding == .drain)
     }
 
+    @Test func aDrainedTunnelGetsTheDrainsGraceNotTheSecond() {
+        var machine = self.tunnel(credentialsEnd: nil)
+        _ = machine.drain(now: self.at(5))
+        // The server's shutdown_grace closes what is left; the machine sets no deadline of its own.
+        let later = machine.expire(now: self.at(60))
+        #expect(later == nil)
+        #expect(machine.isTunnel)
+    }
+
     @Test func anUpstreamThatFailsInATunnelClosesIt() {
         var machine = self.tunnel()
         let answerable = machine.upstreamFailed()
@@ -183,30 +192,55 @@ import Testing
         #expect(scanner.sawClose)
     }
 
+    func pass(_ relay: inout TunnelRelay, _ bytes: [UInt8], from side: TunnelRelay.Side, ending: Bool) throws -> TunnelRelay.Pass {
+        try bytes.withUnsafeBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.pass(bytes, from: side, ending: ending) }
+    }
+
     @Test func theRelayEndsBetweenFramesAndClosesAfterTheClientsAnswer() throws {
         var relay = TunnelRelay(openedAt: .uptimeNanoseconds(0), sessionID: "s")
         let big = Self.frame(opcode: 2, payload: [UInt8](repeating: 1, count: 300), mask: false)
         // The upstream is in the middle of a frame when the gateway ends the tunnel.
-        let first = try big.prefix(100).withUnsafeBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.fromUpstream(bytes, ending: false) }
-        #expect(first == .init(forward: 100, sendClose: false))
+        #expect(try self.pass(&relay, Array(big.prefix(100)), from: .upstream, ending: false) == .init(forward: 100, sendClose: false))
         let due = relay.closesDue()
         #expect(due.toClient == false && due.toUpstream == true)
         // The rest of that frame passes, then the close frame; the next frame does not.
         let next = Self.frame(opcode: 1, payload: Array("late".utf8), mask: false)
-        let rest = try (Array(big.dropFirst(100)) + next).withUnsafeBytes { bytes throws(WebSocketFrameScanner.Failure) in
-            try relay.fromUpstream(bytes, ending: true)
-        }
+        let rest = try self.pass(&relay, Array(big.dropFirst(100)) + next, from: .upstream, ending: true)
         #expect(rest == .init(forward: big.count - 100, sendClose: true))
-        let dropped = try next.withUnsafeBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.fromUpstream(bytes, ending: true) }
-        #expect(dropped == .init(forward: 0, sendClose: false))
+        #expect(try self.pass(&relay, next, from: .upstream, ending: true) == .init(forward: 0, sendClose: false))
         #expect(!relay.clientAnsweredClose)
         // The client's data after the close is dropped; its close frame ends the tunnel.
         let answer = Self.frame(opcode: 1, payload: Array("x".utf8)) + Self.frame(opcode: 8, payload: [0x03, 0xF0])
-        let fromClient = try answer.withUnsafeBytes { bytes throws(WebSocketFrameScanner.Failure) in try relay.fromClient(bytes, ending: true) }
-        #expect(fromClient == .init(forward: 0, sendClose: false))
+        #expect(try self.pass(&relay, answer, from: .client, ending: true) == .init(forward: 0, sendClose: false))
         #expect(relay.clientAnsweredClose)
         #expect(relay.bytesFromUpstream == big.count + 2 * next.count)
         #expect(relay.bytesFromClient == answer.count)
+    }
+
+    @Test func noCloseFrameFollowsOneAPeerSent() throws {
+        // The upstream closed first (its close went to the client); then the token expires.
+        var relay = TunnelRelay(openedAt: .uptimeNanoseconds(0), sessionID: nil)
+        let close = Self.frame(opcode: 8, payload: [0x03, 0xE8], mask: false)
+        #expect(try self.pass(&relay, close, from: .upstream, ending: false) == .init(forward: close.count, sendClose: false))
+        let due = relay.closesDue()
+        #expect(!due.toClient && due.toUpstream)
+        // The client's close under way when the tunnel ends passes, and is the close that way.
+        var other = TunnelRelay(openedAt: .uptimeNanoseconds(0), sessionID: nil)
+        let clientClose = Self.frame(opcode: 8, payload: [0x03, 0xE8])
+        _ = try self.pass(&other, Array(clientClose.prefix(3)), from: .client, ending: false)
+        let first = other.closesDue()
+        #expect(first.toClient && !first.toUpstream)
+        #expect(try self.pass(&other, Array(clientClose.dropFirst(3)), from: .client, ending: true) == .init(forward: clientClose.count - 3, sendClose: false))
+        #expect(other.clientAnsweredClose)
+    }
+
+    @Test func aBadHeaderAfterTheBoundaryDoesNotCostTheCloseFrame() throws {
+        var relay = TunnelRelay(openedAt: .uptimeNanoseconds(0), sessionID: nil)
+        let frame = Self.frame(opcode: 2, payload: [1, 2, 3], mask: false)
+        _ = try self.pass(&relay, Array(frame.prefix(2)), from: .upstream, ending: false)
+        _ = relay.closesDue()
+        let bad: [UInt8] = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1]
+        #expect(try self.pass(&relay, Array(frame.dropFirst(2)) + bad, from: .upstream, ending: true) == .init(forward: frame.count - 2, sendClose: true))
     }
 }
 
@@ -315,6 +349,9 @@ import Testing
         #expect(opened?.identity?.userID == "7")
         #expect(opened?.path.query == "a=1&b=2")
         #expect(self.upgraded(self.decide("/chat/room?access_token=\(token)", [origin]))?.path.query == nil)
+        // Another spelling of the name is the same parameter to an upstream's framework.
+        #expect(self.upgraded(self.decide("/chat/room?access%5Ftoken=\(token)&a=1", [origin]))?.path.query == "a=1")
+        #expect(self.refusal(self.decide("/chat/room?access_token=\(token)&access%5ftoken=x", [origin]))?.status == .badRequest)
         #expect(self.refusal(self.decide("/chat/room?access_token=\(token)")) == CSRFCheck.handshakeRefusal)
         #expect(self.refusal(self.decide("/chat/room?access_token=\(token)", [("Origin", "https://evil.test")])) == CSRFCheck.handshakeRefusal)
         // X-Requested-With does not stand in for the origin on a handshake.

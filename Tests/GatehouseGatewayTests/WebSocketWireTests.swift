@@ -92,6 +92,17 @@ final class BareSwitchingUpstream: ChannelInboundHandler {
     }
 }
 
+/// An upstream that refuses every request with a keep-alive 403, and counts its connections.
+final class RefusingUpstream: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard String(buffer: self.unwrapInboundIn(data)).contains("\r\n\r\n") else { return }
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")), promise: nil)
+    }
+}
+
 /// A gateway in front of the Python upstream: `/ws/` needs a token (query parameter `access_token`
 /// allowed), `/admin/` the admin role, `/opt/` is optional, `/pub/` public, `/short/` closes idle
 /// tunnels after a second, `/bare/` is an upstream that answers with a bare 101.
@@ -100,6 +111,8 @@ final class WebSocketGateway: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let upstream: WebSocketPeer.Upstream
     let bare: any Channel
+    let refusing: any Channel
+    let refusingConnections = Collector<Int>()
     let revocations = RevocationBoard()
     let gateway: GatewayServer
     let accessLines = Collector<String>()
@@ -109,6 +122,13 @@ final class WebSocketGateway: @unchecked Sendable {
         self.bare = try await ServerBootstrap(group: self.group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(BareSwitchingUpstream()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let connections = self.refusingConnections
+        self.refusing = try await ServerBootstrap(group: self.group)
+            .childChannelInitializer { channel in
+                connections.append(1)
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RefusingUpstream()) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let up = "http://127.0.0.1:\(self.upstream.port)"
@@ -130,6 +150,7 @@ final class WebSocketGateway: @unchecked Sendable {
               - { prefix: /short/, upstream: "\(up)", auth: public, websocket_idle_timeout: 1s }
               - { prefix: /outlive/, upstream: "\(up)", websocket_outlive_token: true }
               - { prefix: /bare/, upstream: "http://127.0.0.1:\(self.bare.localAddress!.port!)", auth: public }
+              - { prefix: /refuse/, upstream: "http://127.0.0.1:\(self.refusing.localAddress!.port!)", auth: public }
 
             """
         let config = try GatewayConfig.parse(yaml, file: "websocket.conf", baseDirectory: "/tmp")
@@ -165,6 +186,7 @@ final class WebSocketGateway: @unchecked Sendable {
         try? await self.gateway.stop()
         self.upstream.stop()
         try await self.bare.close()
+        try await self.refusing.close()
         try await self.group.shutdownGracefully()
     }
 
@@ -319,6 +341,30 @@ struct WebSocketWireTests {
         try await WebSocketGateway.with { gateway in
             let result = try gateway.client("/bare/x", "handshake")
             #expect(status(result) == 502, "\(result)")
+        }
+    }
+
+    @Test("an upstream connection that carried a handshake never returns to the pool, whatever the answer")
+    func handshakeConnectionNotPooled() async throws {
+        try await WebSocketGateway.with { gateway in
+            #expect(status(try gateway.client("/refuse/ws", "handshake")) == 403)
+            // A plain request after it must not get the connection the handshake went on (the
+            // upstream may have left HTTP on it): a second connection.
+            let plain = try RawHTTPClient.request(port: gateway.gateway.port, "GET", "/refuse/x")
+            #expect(plain.status == 403)
+            let second = try RawHTTPClient.request(port: gateway.gateway.port, "GET", "/refuse/y")
+            #expect(second.status == 403)
+            // Plain requests share one pooled connection; the handshake had its own.
+            #expect(gateway.refusingConnections.values.count == 2)
+        }
+    }
+
+    @Test("a frame sent right behind the handshake reaches the upstream at once")
+    func framePipelinedBehindTheHandshake() async throws {
+        try await WebSocketGateway.with { gateway in
+            let result = try gateway.client("/pub/early", "pipelined")
+            #expect(status(result) == 101)
+            #expect(result["echoed_early"] as? Bool == true, "\(result)")
         }
     }
 

@@ -18,6 +18,8 @@
                      "close_reason", "seconds" (from the report to the close).
           stall      send 64 MiB to be echoed without reading any of it (it stops when the sends
                      block for 2 s), print {"stalling": true}, wait 3 s, then close, reading the rest.
+          pipelined  raw socket: the handshake and a masked text frame "early" in one write; passes
+                     when the upstream echoes "early" (within 3 s): "echoed_early": bool.
           many N     N tunnels at once, each sending one message and reading it back: "ok": how
                      many did.
 """
@@ -55,6 +57,32 @@ async def many(url, count, headers):
 
     results = await asyncio.gather(*(one(index) for index in range(count)), return_exceptions=True)
     return {"ok": sum(1 for result in results if result is True), "errors": sorted({repr(r)[:120] for r in results if r is not True})[:5]}
+
+
+def pipelined(url, headers):
+    import base64, os, socket, struct
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1", f"Host: {parts.netloc}",
+             "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    payload, mask = b"early", os.urandom(4)
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    connection = socket.create_connection((parts.hostname, parts.port), timeout=3)
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + frame)
+    received = b""
+    try:
+        while b"early" not in received.split(b"\r\n\r\n", 1)[-1]:
+            more = connection.recv(65536)
+            if not more:
+                break
+            received += more
+    except socket.timeout:
+        pass
+    head = received.split(b"\r\n", 1)[0].decode("latin-1")
+    status = int(head.split(" ")[1]) if head.startswith("HTTP/1.1 ") else 0
+    return {"status": status, "echoed_early": b"early" in received.split(b"\r\n\r\n", 1)[-1]}
 
 
 async def client(url, scenario, headers):
@@ -143,6 +171,9 @@ def main():
             headers.append((name, value))
     if scenario == "many":
         print(json.dumps(asyncio.run(many(url, count, headers))), flush=True)
+        return
+    if scenario == "pipelined":
+        print(json.dumps(pipelined(url, headers)), flush=True)
         return
     print(json.dumps(asyncio.run(client(url, scenario, headers))), flush=True)
 
