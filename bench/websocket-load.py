@@ -4,16 +4,20 @@
 flight and sending the next one as each echo comes back; the proxy's CPU over a timed window.
 
     websocket-load.py --url ws://127.0.0.1:PORT/ --conns 50 --size 128 [--window 1]
+                      [--engine python | --engine c --c-binary PATH]
                       [--warmup 2] [--duration 10 | --messages M]
                       [--proxy-pids P,...] [--upstream-pids P,...]
                       [--quiet-max-pct 15 --quiet-wait 60] [--noisy-pct 20 --retries 1]
 
 A raw RFC 6455 client on epoll, not Python's `websockets`: that library spends tens of µs of CPU
-per message, so the load core would cap the rate far below what a proxy can carry. Here each
-connection's frame is built (and masked, with one random key) once; every echo is parsed (frame
-header) and its payload compared with what was sent. The handshake checks `Sec-WebSocket-Accept`.
-Any surprise (another status, a close frame, a text or fragmented frame, a masked server frame, a
-payload that differs, a connection that ends) is an error: exit status 1.
+per message, so the load core would cap the rate far below what a proxy can carry. The frame is
+built (and masked, with one random key) once and sent with one send() per message; every echo is
+parsed (frame header) and its payload compared with what was sent. The handshake checks
+`Sec-WebSocket-Accept`. Any surprise (another status, a close frame, a text or fragmented frame, a
+masked server frame, a payload that differs, a connection that ends) is an error: exit status 1.
+Two engines run the same loop: `python` (in this process) and `c` (bench/websocket-load.c,
+compiled, a process of its own; this one then only sleeps and takes the measurements). The C
+engine costs a fraction of the Python one per message, so the load core goes further.
 
 One message = one client→upstream frame and its echo. After the warm-up the window opens: the
 CPU (utime + stime from /proc/PID/stat) of the --proxy-pids and --upstream-pids, this process's
@@ -129,9 +133,246 @@ def client_frame(opcode, payload, mask):
     return head + mask + masked
 
 
+class PythonEngine:
+    """The closed loop in this process, on epoll."""
+
+    def __init__(self, a, url, path):
+        self.a, self.url, self.path = a, url, path
+        self.payload = os.urandom(a.size)
+        self.mask = os.urandom(4)
+        self.frame = client_frame(0x2, self.payload, self.mask)
+        self.verify = not a.no_verify
+        self.received = 0
+        self.sent = 0
+        self.sending = True
+
+    def start(self):
+        a = self.a
+        self.conns = []  # per connection: [sock, recv buffer, pending output]
+        for _ in range(a.conns):
+            sock, rest = handshake(self.url.hostname, self.url.port, self.path, a.timeout)
+            self.conns.append([sock, rest, bytearray()])
+        self.by_fd = {c[0].fileno(): c for c in self.conns}
+        self.ep = select.epoll()
+        for fd in self.by_fd:
+            self.ep.register(fd, select.EPOLLIN)
+        for c in self.conns:
+            if c[1] and self.consume(c):
+                fail("an echo before any message")
+            for _ in range(a.window):
+                self.send(c, self.frame)
+        self.sent = a.conns * a.window
+
+    def count(self):
+        return self.received
+
+    def client_cpu(self):
+        return self_cpu()
+
+    def send(self, c, data):
+        if c[2]:
+            c[2] += data
+            return
+        try:
+            n = c[0].send(data)
+        except BlockingIOError:
+            n = 0
+        if n < len(data):
+            c[2] += data[n:]
+            self.ep.modify(c[0].fileno(), select.EPOLLIN | select.EPOLLOUT)
+
+    def flush(self, c):
+        try:
+            n = c[0].send(c[2])
+        except BlockingIOError:
+            return
+        del c[2][:n]
+        if not c[2]:
+            self.ep.modify(c[0].fileno(), select.EPOLLIN)
+
+    def consume(self, c):
+        """Parses the server frames in c's buffer; returns how many echoes it completed."""
+        buf = c[1]
+        n = len(buf)
+        off = 0
+        done = 0
+        payload, verify = self.payload, self.verify
+        while n - off >= 2:
+            b0 = buf[off]
+            b1 = buf[off + 1]
+            if b1 & 0x80:
+                fail("a masked frame from the server")
+            ln = b1
+            h = 2
+            if ln == 126:
+                if n - off < 4:
+                    break
+                ln = (buf[off + 2] << 8) | buf[off + 3]
+                h = 4
+            elif ln == 127:
+                if n - off < 10:
+                    break
+                ln = int.from_bytes(buf[off + 2:off + 10], "big")
+                h = 10
+            end = off + h + ln
+            if end > n:
+                break
+            if b0 == 0x82:  # FIN + binary
+                if verify and buf[off + h:end] != payload:
+                    fail("an echo differs from the message sent")
+                done += 1
+            elif b0 == 0x88:
+                code = int.from_bytes(buf[off + h:off + h + 2], "big") if ln >= 2 else None
+                fail(f"the server closed the connection (close frame, code {code})")
+            elif b0 not in (0x89, 0x8A):  # pings and pongs are not expected; ignored
+                fail(f"unexpected frame: first byte {b0:#04x}")
+            off = end
+        if off:
+            del buf[:off]
+        return done
+
+    def pump(self, timeout):
+        events = self.ep.poll(timeout)
+        if not events:
+            return False
+        EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+        for fd, ev in events:
+            c = self.by_fd[fd]
+            if ev & EPOLLOUT:
+                self.flush(c)
+            if ev & (EPOLLIN | select.EPOLLERR | select.EPOLLHUP):
+                try:
+                    data = c[0].recv(262144)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    fail(f"recv: {e}")
+                if not data:
+                    fail("the server ended a connection during the load")
+                c[1] += data
+                done = self.consume(c)
+                if done:
+                    self.received += done
+                    if self.sending:
+                        self.sent += done
+                        frame = self.frame
+                        for _ in range(done):
+                            self.send(c, frame)
+        return True
+
+    def advance(self, deadline=None, count=None):
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            if count is not None and self.received >= count:
+                return
+            if not self.pump(self.a.timeout):
+                fail(f"no echo for {self.a.timeout} s")
+
+    def stop(self):
+        """Waits for the echoes in flight, then closes every connection with a close handshake."""
+        self.sending = False
+        deadline = time.monotonic() + self.a.timeout
+        while self.received < self.sent and time.monotonic() < deadline:
+            self.pump(0.2)
+        if self.received < self.sent:
+            fail(f"{self.sent - self.received} echoes still missing {self.a.timeout} s after the stop")
+        close_frame = client_frame(0x8, (1000).to_bytes(2, "big"), self.mask)
+        for c in self.conns:
+            c[0].setblocking(True)
+            c[0].settimeout(2.0)
+            try:
+                c[0].sendall(bytes(c[2]) + close_frame)
+                while c[0].recv(65536):
+                    pass
+            except OSError:
+                pass
+            c[0].close()
+
+
+class CEngine:
+    """The closed loop in bench/websocket-load.c (--c-binary), a process of its own on the same core
+    as this one (which only sleeps); its echo count is read from a shared 64-byte file."""
+
+    def __init__(self, a, url, path):
+        if not a.c_binary:
+            fail("--engine c needs --c-binary PATH")
+        self.a, self.url, self.path = a, url, path
+
+    def start(self):
+        import mmap
+        import subprocess
+        import tempfile
+        a = self.a
+        import atexit
+        fd, self.counter_path = tempfile.mkstemp(prefix="ws-load-counter.")
+        os.close(fd)
+        atexit.register(self.cleanup)  # fail() exits: never leave the C client behind
+        self.proc = subprocess.Popen(
+            [a.c_binary, self.url.hostname, str(self.url.port), self.path, str(a.conns), str(a.size),
+             str(a.window), self.counter_path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + a.timeout + a.conns * 0.1
+        while True:
+            if self.proc.poll() is not None:
+                self.died()
+            if os.path.getsize(self.counter_path) >= 64:
+                if not hasattr(self, "mem"):
+                    with open(self.counter_path, "r+b") as f:
+                        self.mem = mmap.mmap(f.fileno(), 64)
+                if int.from_bytes(self.mem[0:8], sys.byteorder) >= 1:
+                    return
+            if time.monotonic() > deadline:
+                fail("the C client did not finish its handshakes in time")
+            time.sleep(0.01)
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if os.path.exists(self.counter_path):
+            os.unlink(self.counter_path)
+
+    def died(self):
+        err = self.proc.stderr.read().decode(errors="replace").strip()
+        fail(f"C client: {err or f'exit status {self.proc.returncode}'}")
+
+    def count(self):
+        return int.from_bytes(self.mem[8:16], sys.byteorder)
+
+    def client_cpu(self):
+        return proc_ticks([self.proc.pid]) / TICK + self_cpu()
+
+    def advance(self, deadline=None, count=None):
+        while True:
+            if self.proc.poll() is not None:
+                self.died()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                time.sleep(min(left, 0.05))
+            elif count is not None:
+                if self.count() >= count:
+                    return
+                time.sleep(0.002)
+
+    def stop(self):
+        import signal
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=self.a.timeout + self.a.conns * 2.5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.returncode != 0:
+            self.died()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True)
+    ap.add_argument("--engine", choices=("python", "c"), default="python")
+    ap.add_argument("--c-binary", default="", help="bench/websocket-load.c, compiled (for --engine c)")
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--window", type=int, default=1, help="messages in flight per connection")
@@ -161,152 +402,26 @@ def main():
 
     quiet_pct = wait_quiet(a.quiet_max_pct, a.quiet_wait) if a.quiet_wait > 0 else None
 
-    payload = os.urandom(a.size)
-    mask = os.urandom(4)
-    frame = client_frame(0x2, payload, mask)
-    verify = not a.no_verify
-
-    conns = []  # per connection: [sock, recv buffer, pending output]
-    for _ in range(a.conns):
-        sock, rest = handshake(url.hostname, url.port, path, a.timeout)
-        conns.append([sock, rest, bytearray()])
-    by_fd = {c[0].fileno(): c for c in conns}
-
-    ep = select.epoll()
-    EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
-    for fd in by_fd:
-        ep.register(fd, EPOLLIN)
-
-    received = 0
-    sent = 0
-    sending = True
-
-    def send(c, data):
-        if c[2]:
-            c[2] += data
-            return
-        try:
-            n = c[0].send(data)
-        except BlockingIOError:
-            n = 0
-        if n < len(data):
-            c[2] += data[n:]
-            ep.modify(c[0].fileno(), EPOLLIN | EPOLLOUT)
-
-    def flush(c):
-        try:
-            n = c[0].send(c[2])
-        except BlockingIOError:
-            return
-        del c[2][:n]
-        if not c[2]:
-            ep.modify(c[0].fileno(), EPOLLIN)
-
-    def consume(c):
-        """Parses the server frames in c's buffer; returns how many echoes it completed."""
-        buf = c[1]
-        n = len(buf)
-        off = 0
-        done = 0
-        while n - off >= 2:
-            b0 = buf[off]
-            b1 = buf[off + 1]
-            if b1 & 0x80:
-                fail("a masked frame from the server")
-            ln = b1
-            h = 2
-            if ln == 126:
-                if n - off < 4:
-                    break
-                ln = (buf[off + 2] << 8) | buf[off + 3]
-                h = 4
-            elif ln == 127:
-                if n - off < 10:
-                    break
-                ln = int.from_bytes(buf[off + 2:off + 10], "big")
-                h = 10
-            end = off + h + ln
-            if end > n:
-                break
-            if b0 == 0x82:  # FIN + binary
-                if verify and buf[off + h:end] != payload:
-                    fail("an echo differs from the message sent")
-                done += 1
-            elif b0 == 0x89:  # ping: answer it (not counted)
-                send(c, client_frame(0xA, bytes(buf[off + h:end]), mask))
-            elif b0 == 0x8A:  # pong
-                pass
-            elif b0 == 0x88:
-                code = int.from_bytes(buf[off + h:off + h + 2], "big") if ln >= 2 else None
-                fail(f"the server closed the connection (close frame, code {code})")
-            else:
-                fail(f"unexpected frame: first byte {b0:#04x}")
-            off = end
-        if off:
-            del buf[:off]
-        return done
-
-    def pump(timeout):
-        nonlocal received, sent
-        events = ep.poll(timeout)
-        if not events:
-            return False
-        for fd, ev in events:
-            c = by_fd[fd]
-            if ev & EPOLLOUT:
-                flush(c)
-            if ev & (EPOLLIN | select.EPOLLERR | select.EPOLLHUP):
-                try:
-                    data = c[0].recv(262144)
-                except BlockingIOError:
-                    continue
-                except OSError as e:
-                    fail(f"recv: {e}")
-                if not data:
-                    fail("the server ended a connection during the load")
-                c[1] += data
-                done = consume(c)
-                if done:
-                    received += done
-                    if sending:
-                        sent += done
-                        for _ in range(done):
-                            send(c, frame)
-        return True
+    engine = (CEngine(a, url, path) if a.engine == "c" else PythonEngine(a, url, path))
+    engine.start()
+    engine.advance(deadline=time.monotonic() + a.warmup)
 
     def snapshot():
-        return (time.monotonic(), received, proc_ticks(proxy_pids), proc_ticks(upstream_pids),
-                self_cpu(), machine_busy_ticks())
-
-    # Start: W messages in flight on every connection (leftover bytes after a 101 are parsed too).
-    for c in conns:
-        if c[1]:
-            consume(c)  # nothing is expected before the first message; consume() fails on surprises
-        for _ in range(a.window):
-            send(c, frame)
-    sent = a.conns * a.window
-
-    def run_until(deadline=None, count=None):
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            if count is not None and received >= count:
-                return
-            if not pump(a.timeout) and (deadline is None or time.monotonic() < deadline):
-                fail(f"no echo for {a.timeout} s")
-
-    run_until(deadline=time.monotonic() + a.warmup)
+        return (time.monotonic(), engine.count(), proc_ticks(proxy_pids), proc_ticks(upstream_pids),
+                engine.client_cpu(), machine_busy_ticks())
 
     windows = []
     for attempt in range(a.retries + 1):
         s0 = snapshot()
         if a.messages:
-            run_until(count=received + a.conns * a.messages)
+            engine.advance(count=s0[1] + a.conns * a.messages)
         else:
-            run_until(deadline=s0[0] + a.duration)
+            engine.advance(deadline=s0[0] + a.duration)
         s1 = snapshot()
         seconds = s1[0] - s0[0]
         messages = s1[1] - s0[1]
+        if messages <= 0:
+            fail("no echo in the measurement window")
         proxy_s = (s1[2] - s0[2]) / TICK
         upstream_s = (s1[3] - s0[3]) / TICK
         client_s = s1[4] - s0[4]
@@ -328,25 +443,10 @@ def main():
         if w["other_pct"] <= a.noisy_pct:
             break
     best = min(windows, key=lambda w: w["other_pct"])
-
-    # Drain what is in flight, then close every connection with a close handshake.
-    sending = False
-    drain_deadline = time.monotonic() + a.timeout
-    while received < sent and time.monotonic() < drain_deadline:
-        pump(0.2)
-    close_frame = client_frame(0x8, (1000).to_bytes(2, "big"), mask)
-    for c in conns:
-        c[0].setblocking(True)
-        c[0].settimeout(2.0)
-        try:
-            c[0].sendall(bytes(c[2]) + close_frame)
-            while c[0].recv(65536):
-                pass
-        except OSError:
-            pass
-        c[0].close()
+    engine.stop()
 
     best["windows"] = len(windows)
+    best["engine"] = a.engine
     best["conns"] = a.conns
     best["size"] = a.size
     best["window"] = a.window

@@ -9,15 +9,18 @@
 # message size in SIZES; medians, and Gatehouse / nginx CPU per message (the issue's goal: ≤ 1).
 #
 # The upstream is `gatehouse echo` (it echoes every message). The load client is
-# bench/websocket-load.py (raw RFC 6455 on epoll): CONNS connections, each keeping WINDOW binary
-# messages of SIZE bytes in flight; one message = one client→upstream frame + its echo. The proxy
-# is pinned to PROXY_CPU, the client and the upstream to LOAD_CPU. The proxy's CPU is utime + stime
-# from /proc/PID/stat (nginx: master + worker) over a timed window after a warm-up. Before the load,
+# bench/websocket-load.py (raw RFC 6455 on epoll; ENGINE=c, the default: its loop runs in
+# bench/websocket-load.c, compiled here with cc; ENGINE=python: in Python, slower per message):
+# CONNS connections, each keeping WINDOW binary messages of SIZE bytes in flight; one message =
+# one client→upstream frame + its echo. The proxy is pinned to PROXY_CPU, the client and the
+# upstream to LOAD_CPU. The proxy's CPU is utime + stime from /proc/PID/stat (nginx: master +
+# worker) over a timed window after a warm-up, divided by the window's echoes. Before the load,
 # each path is checked with a real WebSocket stack (Tests/WebSocket/ws_check.py, Python's
 # `websockets`): text, binary, 1 MiB, ping, close.
 #
 #   bash bench/websocket.sh       (ROUNDS=3 SIZES="128 16384" CONNS=50 WINDOW=1 WARMUP=2 DURATION=10)
 #   GATEHOUSE=/path/to/gatehouse  use that binary, no build (else: release build of this tree)
+#   ENGINE=python                 the Python loop instead of the C one (no compiler needed)
 #   CONFIGS="direct nginx"        narrower runs;  MESSAGES=M: each window = CONNS × M echoes, not DURATION
 #   NGINX_EXTRA='proxy_buffer_size 16k;'   extra directives in nginx's location (default: none)
 #   PIN=0 (no taskset)  LOAD_CPU=0  PROXY_CPU=1  BASE_PORT=18700 (echo; +1 gatehouse, +2 nginx, +9 admin)
@@ -46,6 +49,7 @@ WARMUP=${WARMUP:-2}
 DURATION=${DURATION:-10}
 MESSAGES=${MESSAGES:-0}
 CONFIGS=${CONFIGS:-direct gatehouse nginx}
+ENGINE=${ENGINE:-c}
 PIN=${PIN:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
@@ -81,6 +85,16 @@ GATEHOUSE=$(cd "$(dirname "$GATEHOUSE")" && pwd)/$(basename "$GATEHOUSE")
 mkdir -p "$OUT"
 rm -rf "$OUT/logs" "$OUT/runs.jsonl" "$OUT/RESULTS.md"
 mkdir -p "$OUT/logs"
+engine_args=(--engine "$ENGINE")
+case $ENGINE in
+    c)
+        command -v cc >/dev/null || die "cc is needed for ENGINE=c (or ENGINE=python)"
+        cc -O2 -Wall -o "$OUT/websocket-load" "$HERE/websocket-load.c" -lcrypto ||
+            die "cannot compile bench/websocket-load.c (libssl-dev?); ENGINE=python needs no compiler"
+        engine_args+=(--c-binary "$OUT/websocket-load") ;;
+    python) ;;
+    *) die "ENGINE must be c or python" ;;
+esac
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-ws-bench.XXXXXX")
 
 # Every process started here runs in its own process group (setsid); exactly those groups are
@@ -209,12 +223,12 @@ done
 load_pin=(); [[ $PIN == 1 ]] && load_pin=(taskset -c "$LOAD_CPU")
 read -ra cfgs <<<"$CONFIGS"
 n=${#cfgs[@]}
-log "$ROUNDS rounds × sizes ($SIZES) × configs ($CONFIGS); $CONNS connections × $WINDOW in flight; warm-up ${WARMUP}s, window $([[ $MESSAGES != 0 ]] && echo "$CONNS × $MESSAGES messages" || echo "${DURATION}s")"
+log "$ROUNDS rounds × sizes ($SIZES) × configs ($CONFIGS); $ENGINE client, $CONNS connections × $WINDOW in flight; warm-up ${WARMUP}s, window $([[ $MESSAGES != 0 ]] && echo "$CONNS × $MESSAGES messages" || echo "${DURATION}s")"
 for ((round = 1; round <= ROUNDS; round++)); do
     for size in $SIZES; do
         for ((k = 0; k < n; k++)); do
             cfg=${cfgs[$(((k + round - 1) % n))]}   # the order rotates each round
-            if ! line=$("${load_pin[@]}" python3 "$HERE/websocket-load.py" --url "${URL[$cfg]}" \
+            if ! line=$("${load_pin[@]}" python3 "$HERE/websocket-load.py" --url "${URL[$cfg]}" "${engine_args[@]}" \
                 --conns "$CONNS" --size "$size" --window "$WINDOW" --warmup "$WARMUP" \
                 --duration "$DURATION" --messages "$MESSAGES" \
                 --proxy-pids "${PIDS[$cfg]}" --upstream-pids "$ECHO_PID" \
@@ -228,9 +242,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
 done
 
-python3 - "$OUT/runs.jsonl" "$OUT/RESULTS.md" "$GATEHOUSE" "$CONNS" "$WINDOW" <<'PY'
+python3 - "$OUT/runs.jsonl" "$OUT/RESULTS.md" "$GATEHOUSE" "$CONNS" "$WINDOW" "$ENGINE" <<'PY'
 import json, statistics, subprocess, sys, time
-runs_path, md_path, gatehouse, conns, window = sys.argv[1:]
+runs_path, md_path, gatehouse, conns, window, engine = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path)]
 sizes = sorted({r["size"] for r in runs})
 configs = [c for c in ("direct", "gatehouse", "nginx") if any(r["config"] == c for r in runs)]
@@ -244,7 +258,7 @@ def fmt(v, spec):
 
 nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().replace("nginx version: ", "")
 rounds = max(r["round"] for r in runs)
-lines = [f"WebSocket tunnels, {time.strftime('%Y-%m-%d %H:%M')}: {conns} connections × {window} in flight, "
+lines = [f"WebSocket tunnels, {time.strftime('%Y-%m-%d %H:%M')}: {engine} client, {conns} connections × {window} in flight, "
          f"{rounds} round(s), medians; gatehouse = {gatehouse}; {nginx_v}", ""]
 head = ("size", "config", "msgs/s", "proxy CPU µs/msg", "÷ nginx (same run)", "proxy busy %",
         "load core %", "client µs/msg", "upstream µs/msg", "other %", "runs")
@@ -276,8 +290,9 @@ for size in sizes:
         rate_g, rate_n = med("gatehouse", size, "msgs_per_s"), med("nginx", size, "msgs_per_s")
         note = ""
         if rate_g and rate_n and abs(rate_g / rate_n - 1) > 0.10:
-            note = (f" (rates differ by {abs(rate_g / rate_n - 1) * 100:.0f} %: the proxy that ran slower "
-                    "got fewer messages per wake-up, which raises its CPU per message)")
+            note = (f" (rates differ by {abs(rate_g / rate_n - 1) * 100:.0f} %, Gatehouse {rate_g:.0f} against "
+                    f"nginx {rate_n:.0f} msg/s: the two were measured at different loads, and fewer "
+                    "messages per wake-up at a lower rate raise the CPU per message)")
         verdicts.append(f"{size} B: Gatehouse / nginx CPU per message = {gh / ng:.2f} "
                         f"(per round: {', '.join(f'{v:.2f}' for v in per_round)}); goal ≤ 1.00: "
                         f"{'PASS' if gh / ng <= 1.0 else 'FAIL'}{note}")
