@@ -389,6 +389,9 @@ struct WebSocketWireTests {
             let peak = try #require(during.values.first)
             // 64 MiB were offered; what the gateway holds stays at socket buffers and a read or two.
             #expect(peak - before < 16 * 1024, "RSS grew by \(peak - before) KiB while the client stalled")
+            // The stall reached the client: its sends blocked long before the 64 MiB (without
+            // back-pressure all of it went, and the gateway's RSS grew by ~60 MiB).
+            #expect(result["sent_kib"] as? Int ?? 65536 < 65536, "\(result)")
         }
     }
 }

@@ -25,6 +25,7 @@
 """
 import asyncio
 import json
+import os
 import sys
 import time
 
@@ -49,7 +50,7 @@ async def upstream():
 
 async def many(url, count, headers):
     async def one(index):
-        async with websockets.connect(url, additional_headers=headers, ping_interval=None, open_timeout=20) as connection:
+        async with websockets.connect(url, additional_headers=headers, ping_interval=None, open_timeout=20, compression=None) as connection:
             await connection.recv()
             message = f"tunnel {index}"
             await connection.send(message)
@@ -89,7 +90,10 @@ async def client(url, scenario, headers):
     result = {}
     try:
         connection = await websockets.connect(
-            url, additional_headers=headers, max_size=None, ping_interval=None, open_timeout=10, close_timeout=5
+            url, additional_headers=headers, max_size=None, ping_interval=None, open_timeout=10, close_timeout=5,
+            # No permessage-deflate: the bytes on the wire are the messages' own (a megabyte of
+            # zeros would otherwise cross the tunnel as a few hundred bytes).
+            compression=None,
         )
     except websockets.exceptions.InvalidStatus as refused:
         result["status"] = refused.response.status_code
@@ -127,13 +131,16 @@ async def client(url, scenario, headers):
         started = time.monotonic()
         if scenario == "stall":
             # Many messages echoed back while this client reads none of them.
-            chunk = bytes(1 << 16)
+            chunk = os.urandom(1 << 16)
+            sent = 0
             for _ in range(1024):
                 try:
                     await asyncio.wait_for(connection.send(chunk), 2)
+                    sent += 1
                 except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
                     break
-            print(json.dumps({"stalling": True}), flush=True)
+            result["sent_kib"] = sent * 64
+            print(json.dumps({"stalling": True, "sent_kib": sent * 64}), flush=True)
             await asyncio.sleep(3)
             # Then it reads what was echoed, and leaves.
             closing = asyncio.ensure_future(connection.close())
