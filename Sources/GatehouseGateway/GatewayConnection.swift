@@ -299,8 +299,9 @@ final class GatewayConnection: ChannelInboundHandler {
         self.upstreamRequest = request.finish()
         self.requestBody.framing = facts.body
         self.machine.requestHead(keepAlive: head.keepAlive, plan: .forward(deadline: now + route.timeout.timeAmount, upgrade: upgrade), now: now)
-        // The gateway answers `Expect: 100-continue` itself once the request is admitted.
-        if facts.expectsContinue { self.writeContinue(context: context) }
+        // The gateway answers `Expect: 100-continue` itself once the request is admitted (a
+        // handshake has no body to ask for: its answer is the 101).
+        if facts.expectsContinue, upgrade == nil { self.writeContinue(context: context) }
         // A pooled connection is taken at once; a new one takes a round trip, during which the
         // machine holds the client's reads, so that the body waits in the socket, not in memory.
         let tls = upstreamURL.scheme == "https" ? self.state.upstreamTLS[route.prefix] : nil
@@ -618,9 +619,7 @@ extension GatewayConnection {
         self.metrics.tunnelOpened(route: self.log.route)
         self.tunnel = TunnelRelay(openedAt: now, sessionID: self.handshakeSessionID)
         var writer = HeadWriter(status: .switchingProtocols, allocator: context.channel.allocator)
-        HeaderRewriter.writeResponseFields(of: head.fields, dropTransferEncoding: false, to: &writer)
-        writer.add(name: "Upgrade", value: "websocket")
-        writer.add(name: "Connection", value: "Upgrade")
+        HeaderRewriter.writeSwitchingFields(of: head.fields, to: &writer)
         context.write(self.wrapOutboundOut(writer.finish()), promise: nil)
         // Frames the client sent right behind its handshake.
         if let input = self.input, input.readableBytes > 0 {

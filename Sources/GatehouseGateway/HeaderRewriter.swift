@@ -311,6 +311,24 @@ public enum HeaderRewriter {
         return facts
     }
 
+    /// A WebSocket 101's fields as the client gets them: the upstream's end-to-end fields
+    /// (`Sec-WebSocket-Accept`, `-Protocol`, `-Extensions`, cookies…) without hop-by-hop ones and
+    /// without `Content-Length` or `Transfer-Encoding` (RFC 9110 §8.6, §6.1: none on a 1xx), then
+    /// the upgrade's own two.
+    static func writeSwitchingFields<Sink: HeaderSink>(of fields: some HTTPFieldReading, to sink: inout Sink) {
+        let named = Self.namedByConnection(fields)
+        fields.forEachField { name, value in
+            if !named.isEmpty, Self.isNamed(name, in: named) { return true }
+            switch Self.role(of: name) {
+            case .hopByHop, .transferEncoding, .contentLength: return true
+            default: sink.add(name: name, value: value)
+            }
+            return true
+        }
+        sink.add(name: "Upgrade", value: "websocket")
+        sink.add(name: "Connection", value: "Upgrade")
+    }
+
     /// A client's request id is kept when it is short printable ASCII; otherwise a new one is made.
     static func isAcceptableRequestID(_ id: String) -> Bool {
         id.utf8.count <= 128 && Identity.isSafe(id)

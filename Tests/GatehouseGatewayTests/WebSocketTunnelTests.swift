@@ -279,6 +279,18 @@ import Testing
         #expect(self.read(Self.valid + [("Content-Length", "0")]) != .none)
     }
 
+    @Test func a101ReachesTheClientWithoutFramingOrHopByHopFields() {
+        let upstream = HTTPHeaders([
+            ("Upgrade", "websocket"), ("Connection", "Upgrade, X-Hop"), ("X-Hop", "1"), ("Content-Length", "0"),
+            ("Transfer-Encoding", "chunked"), ("Sec-WebSocket-Accept", "abc"), ("Sec-WebSocket-Protocol", "chat"), ("Keep-Alive", "x"),
+        ])
+        var client = HTTPHeaders()
+        HeaderRewriter.writeSwitchingFields(of: upstream, to: &client)
+        #expect(client.map { "\($0.name): \($0.value)" } == [
+            "Sec-WebSocket-Accept: abc", "Sec-WebSocket-Protocol: chat", "Upgrade: websocket", "Connection: Upgrade",
+        ])
+    }
+
     @Test func onlyAComplete101OpensTheTunnel() {
         let handshake = WebSocketHandshake(key: Self.key)
         let accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
