@@ -75,7 +75,7 @@ sanitize: deps check-swift
 # input to Fuzz/regressions/<harness>-<name>, which `make test` replays from then on. A harness
 # with a Fuzz/<harness>.dict gets it as libFuzzer's dictionary.
 FUZZ_SECONDS ?= 60
-FUZZ_HARNESSES := jose config head http1
+FUZZ_HARNESSES := jose config head http1 websocket
 fuzz: deps check-swift
 	$(foreach harness,$(FUZZ_HARNESSES),$(SWIFT) build -c release --product fuzz-$(harness) --scratch-path .build-fuzz \
 		-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING &&) true

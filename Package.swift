@@ -150,6 +150,7 @@ let package = Package(
         .executableTarget(name: "fuzz-config", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/config"),
         .executableTarget(name: "fuzz-head", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/head"),
         .executableTarget(name: "fuzz-http1", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/http1"),
+        .executableTarget(name: "fuzz-websocket", dependencies: ["GatehouseFuzzHarness"], path: "Fuzz/websocket"),
 
         // Benchmarks: run release-built, never as timed tests.
         // It calls libcrypto itself for the bare-primitive baseline it compares the verifier with.

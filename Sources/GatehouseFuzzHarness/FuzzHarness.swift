@@ -54,6 +54,41 @@ public enum FuzzHarness {
         }
     }
 
+    /// The bytes as one direction of a WebSocket tunnel, through the frame-header reader: read
+    /// whole, split in two where the first byte says, and frame by frame (stopping at each
+    /// boundary), the three must agree — consumed counts, boundaries, close frames and refusals —
+    /// and nothing may trap whatever the lengths say.
+    public static func webSocketFrames(_ bytes: UnsafeRawBufferPointer) {
+        func scanned(_ parts: [UnsafeRawBufferPointer], stopping: Bool) -> (between: Bool, sawClose: Bool)? {
+            var scanner = WebSocketFrameScanner()
+            for part in parts {
+                var rest = part
+                repeat {
+                    guard let taken = try? scanner.scan(rest, stopAtBoundary: stopping) else { return nil }
+                    precondition(taken <= rest.count, "the scanner took more than it was given")
+                    // Stopping only between frames: taking nothing means a boundary was already there.
+                    precondition(taken > 0 || rest.isEmpty || scanner.isBetweenFrames, "stuck mid-frame")
+                    if taken == 0, !rest.isEmpty {
+                        // At a boundary: the next frame's bytes are read without stopping first.
+                        guard let next = try? scanner.scan(UnsafeRawBufferPointer(rebasing: rest.prefix(1))) else { return nil }
+                        precondition(next == 1)
+                        rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(1))
+                    } else {
+                        rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(taken))
+                    }
+                } while stopping && !rest.isEmpty
+                precondition(rest.isEmpty, "a read was not taken whole")
+            }
+            return (scanner.isBetweenFrames, scanner.sawClose)
+        }
+        let whole = scanned([bytes], stopping: false)
+        let cut = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
+        let split = scanned([UnsafeRawBufferPointer(rebasing: bytes[..<cut]), UnsafeRawBufferPointer(rebasing: bytes[cut...])], stopping: false)
+        let framewise = scanned([bytes], stopping: true)
+        precondition(whole?.between == split?.between && whole?.sawClose == split?.sawClose, "a split read disagrees with a whole one")
+        precondition(whole?.between == framewise?.between && whole?.sawClose == framewise?.sawClose, "frame-by-frame reading disagrees")
+    }
+
     /// The bytes as a gateway.conf.
     public static func config(_ bytes: UnsafeRawBufferPointer) {
         _ = try? GatewayConfig.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.conf", baseDirectory: "/nonexistent")

@@ -4,8 +4,8 @@ import GatehouseCrypto
 /// Reads the frame headers of one direction of a WebSocket tunnel (RFC 6455 §5.2) as its bytes
 /// pass, never the payloads: so that the gateway knows where frames end (it may end a tunnel only
 /// between frames) and sees a close frame go by. One per direction; no allocation per frame.
-struct WebSocketFrameScanner {
-    enum Failure: Error, Equatable {
+package struct WebSocketFrameScanner {
+    package enum Failure: Error, Equatable {
         /// A 64-bit payload length with its most significant bit set (RFC 6455 §5.2 forbids it).
         case lengthTooLarge
     }
@@ -18,14 +18,16 @@ struct WebSocketFrameScanner {
     /// The opcode of the frame whose payload is passing.
     private var opcode: UInt8 = 0
     /// A whole close frame (opcode 8) went by.
-    private(set) var sawClose = false
+    package private(set) var sawClose = false
+
+    package init() {}
 
     /// No frame is partly read: a frame of the gateway's own may go in here.
-    var isBetweenFrames: Bool { self.headerCount == 0 && self.payloadRemaining == 0 }
+    package var isBetweenFrames: Bool { self.headerCount == 0 && self.payloadRemaining == 0 }
 
     /// Reads `bytes`, the next of the stream, and returns how many of them it took: all, or with
     /// `stopAtBoundary` only those up to the end of the frame under way (none when between frames).
-    mutating func scan(_ bytes: UnsafeRawBufferPointer, stopAtBoundary: Bool = false) throws(Failure) -> Int {
+    package mutating func scan(_ bytes: UnsafeRawBufferPointer, stopAtBoundary: Bool = false) throws(Failure) -> Int {
         if stopAtBoundary, self.isBetweenFrames { return 0 }
         var index = 0
         while index < bytes.count {

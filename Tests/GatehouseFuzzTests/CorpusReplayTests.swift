@@ -17,10 +17,10 @@ struct CorpusReplayTests {
     }
 
     static let harnesses: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
-        "jose": FuzzHarness.jose, "config": FuzzHarness.config, "head": FuzzHarness.head,
+        "jose": FuzzHarness.jose, "config": FuzzHarness.config, "head": FuzzHarness.head, "websocket": FuzzHarness.webSocketFrames,
     ]
 
-    @Test("the seed corpus of each harness", arguments: ["jose", "config", "head"])
+    @Test("the seed corpus of each harness", arguments: ["jose", "config", "head", "websocket"])
     func corpus(_ harness: String) throws {
         let inputs = Self.files("corpus/\(harness)")
         #expect(!inputs.isEmpty)
