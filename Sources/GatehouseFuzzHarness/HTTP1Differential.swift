@@ -118,6 +118,22 @@ public enum HTTP1Differential {
 
         /// Index of the message the error stopped in.
         var errorMessage: Int { self.messages.last.map { $0.ended ? self.messages.count : self.messages.count - 1 } ?? 0 }
+
+        /// Body bytes of the message under way.
+        mutating func append(body: ByteBuffer) {
+            self.messages[self.messages.count - 1].body += body.readableBytesView
+        }
+
+        /// The message under way ended, with these trailers.
+        mutating func end(trailers: [Field]? = nil) {
+            self.messages[self.messages.count - 1].ended = true
+            self.messages[self.messages.count - 1].trailers = trailers
+        }
+    }
+
+    /// NIO's fields as the transcript keeps them (llhttp leaves trailing white space in values).
+    static func fields(_ headers: HTTPHeaders) -> [Field] {
+        headers.map { Field(name: $0.name, value: Self.trimTrailingOWS($0.value)) }
     }
 
     public static func run(_ bytes: UnsafeRawBufferPointer) {
@@ -162,14 +178,13 @@ public enum HTTP1Differential {
                 message.method = head.method.rawValue
                 message.target = head.uri
                 message.version = head.version
-                message.fields = head.headers.map { Field(name: $0.name, value: Self.trimTrailingOWS($0.value)) }
+                message.fields = Self.fields(head.headers)
                 message.keepAlive = head.isKeepAlive
                 transcript.messages.append(message)
             case .body(let body):
-                transcript.messages[transcript.messages.count - 1].body += body.readableBytesView
+                transcript.append(body: body)
             case .end(let trailers):
-                transcript.messages[transcript.messages.count - 1].ended = true
-                transcript.messages[transcript.messages.count - 1].trailers = trailers.map { $0.map { Field(name: $0.name, value: Self.trimTrailingOWS($0.value)) } }
+                transcript.end(trailers: trailers.map(Self.fields))
             }
         }
         _ = try? channel.finish(acceptAlreadyClosed: true)
@@ -197,10 +212,9 @@ public enum HTTP1Differential {
                         transcript.messages.append(message)
                     case .body(let body):
                         Self.check(body.readableBytes > 0, "an empty body event")
-                        transcript.messages[transcript.messages.count - 1].body += body.readableBytesView
+                        transcript.append(body: body)
                     case .end(let trailers):
-                        transcript.messages[transcript.messages.count - 1].ended = true
-                        transcript.messages[transcript.messages.count - 1].trailers = trailers.map(Self.fields)
+                        transcript.end(trailers: trailers.map(Self.fields))
                     }
                 }
             } catch {
@@ -354,23 +368,22 @@ public enum HTTP1Differential {
             case .head(let head):
                 // An interim response has no end: close it here so both sides count alike.
                 if let last = transcript.messages.last, !last.ended, last.status < 200, last.status != 0 {
-                    transcript.messages[transcript.messages.count - 1].ended = true
+                    transcript.end()
                 }
                 var message = Message()
                 message.status = Int(head.status.code)
                 message.version = head.version
-                message.fields = head.headers.map { Field(name: $0.name, value: Self.trimTrailingOWS($0.value)) }
+                message.fields = Self.fields(head.headers)
                 message.keepAlive = head.isKeepAlive
                 transcript.messages.append(message)
             case .body(let body):
-                transcript.messages[transcript.messages.count - 1].body += body.readableBytesView
+                transcript.append(body: body)
             case .end(let trailers):
-                transcript.messages[transcript.messages.count - 1].ended = true
-                transcript.messages[transcript.messages.count - 1].trailers = trailers.map { $0.map { Field(name: $0.name, value: Self.trimTrailingOWS($0.value)) } }
+                transcript.end(trailers: trailers.map(Self.fields))
             }
         }
         if let last = transcript.messages.last, !last.ended, last.status >= 100, last.status < 200, last.status != 101 {
-            transcript.messages[transcript.messages.count - 1].ended = true
+            transcript.end()
         }
         _ = try? channel.finish(acceptAlreadyClosed: true)
         return transcript
@@ -390,7 +403,7 @@ public enum HTTP1Differential {
                     switch event {
                     case .head(let head):
                         if let last = transcript.messages.last, !last.ended, last.status < 200, last.status != 101 {
-                            transcript.messages[transcript.messages.count - 1].ended = true
+                            transcript.end()
                         }
                         var message = Message()
                         message.status = head.status
@@ -403,10 +416,9 @@ public enum HTTP1Differential {
                         }
                         transcript.messages.append(message)
                     case .body(let body):
-                        transcript.messages[transcript.messages.count - 1].body += body.readableBytesView
+                        transcript.append(body: body)
                     case .end(let trailers):
-                        transcript.messages[transcript.messages.count - 1].ended = true
-                        transcript.messages[transcript.messages.count - 1].trailers = trailers.map(Self.fields)
+                        transcript.end(trailers: trailers.map(Self.fields))
                     }
                 }
             } catch {
@@ -417,7 +429,7 @@ public enum HTTP1Differential {
             if random.next() % 4 == 0 { buffer.discardReadBytes() }
         }
         if let last = transcript.messages.last, !last.ended, last.status < 200, last.status != 101 {
-            transcript.messages[transcript.messages.count - 1].ended = true
+            transcript.end()
         }
         return transcript
     }

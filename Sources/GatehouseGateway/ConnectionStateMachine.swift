@@ -80,7 +80,7 @@ struct ConnectionStateMachine {
     }
 
     /// Why a tunnel ended: `gatehouse_websocket_closed_total`'s `reason`.
-    enum TunnelEnd: String, Equatable, Sendable, CaseIterable {
+    enum TunnelEnd: String, Equatable, Sendable {
         case client, upstream, idle, expired, revoked, drain
     }
 
@@ -374,10 +374,6 @@ struct ConnectionStateMachine {
         return nil
     }
 
-    var isTunnel: Bool {
-        if case .tunnel = self.state { return true }
-        return false
-    }
 
     // MARK: Events from the upstream
 

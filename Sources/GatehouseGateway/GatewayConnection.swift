@@ -228,8 +228,8 @@ final class GatewayConnection: ChannelInboundHandler {
         self.handshake = nil
         self.log = ExchangeLog(requestID: HeaderRewriter.requestID(of: head.fields), target: head.target)
         let decision = self.state.authorizer.decide(
-            method: head.method, version: head.version, target: head.target, fields: head.fields, now: currentTime(), cache: self.state.cache,
-            revoked: self.state.revoked
+            method: head.method, version: head.version, asksUpgrade: head.upgrade != nil, target: head.target, fields: head.fields,
+            now: currentTime(), cache: self.state.cache, revoked: self.state.revoked
         )
         switch decision {
         case .respond(let error, let route):

@@ -47,14 +47,17 @@ public struct RequestAuthorizer: Sendable {
     }
 
     public func decide(_ head: HTTPRequestHead, now: Double) -> Decision {
-        self.decide(method: head.method, version: head.version, target: head.uri, fields: head.headers, now: now, cache: nil)
+        self.decide(
+            method: head.method, version: head.version, asksUpgrade: head.headers.contains(name: "upgrade"), target: head.uri, fields: head.headers,
+            now: now, cache: nil
+        )
     }
 
     /// Decides with this event loop's verified-token cache (nil: every token is verified) and its
     /// copy of the revoked sessions.
     func decide(
-        method: HTTPMethod, version: HTTPVersion = .http1_1, target: String, fields: some HTTPFieldReading, now: Double, cache: TokenCache?,
-        revoked: RevocationList? = nil
+        method: HTTPMethod, version: HTTPVersion = .http1_1, asksUpgrade: Bool = false, target: String, fields: some HTTPFieldReading, now: Double,
+        cache: TokenCache?, revoked: RevocationList? = nil
     ) -> Decision {
         if method == .CONNECT || method == .TRACE { return .respond(.methodNotAllowed, route: nil) }
         if let refusal = Self.framingRefusal(fields) { return .respond(.invalidRequest(refusal), route: nil) }
@@ -78,11 +81,15 @@ public struct RequestAuthorizer: Sendable {
         if path.hazards.contains(.semicolon), self.routes.route(for: path.withoutParameters)?.prefix != route.prefix {
             return .respond(.invalidRequest("path parameters would move this path under another route"), route: route.prefix)
         }
+        // `asksUpgrade`: the head has an `Upgrade` field (the parser saw it); only then are its
+        // fields read again for a handshake, so that no other request pays a second pass.
         var handshake: WebSocketHandshake?
-        switch WebSocketHandshake.read(method: method, version: version, fields: fields) {
-        case .none: break
-        case .handshake(let read): handshake = read
-        case .invalid(let reason): return .respond(.invalidRequest(reason), route: route.prefix)
+        if asksUpgrade {
+            switch WebSocketHandshake.read(method: method, version: version, fields: fields) {
+            case .none: break
+            case .handshake(let read): handshake = read
+            case .invalid(let reason): return .respond(.invalidRequest(reason), route: route.prefix)
+            }
         }
         var forwardedPath = path
         // A token in the URL of a handshake goes no further, whatever the route's auth.

@@ -453,6 +453,9 @@ struct TokenCacheTests {
 extension RequestAuthorizer {
     /// The decision for a head written as NIO's type, with a cache and a revocation list.
     func decide(_ head: HTTPRequestHead, now: Double, cache: TokenCache?, revoked: RevocationList? = nil) -> Decision {
-        self.decide(method: head.method, version: head.version, target: head.uri, fields: head.headers, now: now, cache: cache, revoked: revoked)
+        self.decide(
+            method: head.method, version: head.version, asksUpgrade: head.headers.contains(name: "upgrade"), target: head.uri, fields: head.headers,
+            now: now, cache: cache, revoked: revoked
+        )
     }
 }

@@ -46,6 +46,15 @@ func pairs(_ fields: HTTP1Fields) -> [Pair] {
 
 func buffer(_ string: String) -> ByteBuffer { ByteBuffer(string: string) }
 
+/// Body parts join into one event, however the input was split.
+func appendBody(_ part: ByteBuffer, to events: inout [Event]) {
+    if case .body(let previous) = events.last {
+        events[events.count - 1] = .body(previous + Array(part.readableBytesView))
+    } else {
+        events.append(.body(Array(part.readableBytesView)))
+    }
+}
+
 /// Feeds `input` in pieces of the given sizes (the rest in one) and collects events, bodies merged.
 func requestEvents(_ input: [UInt8], pieces: [Int] = [], limits: HTTP1Limits = .init()) -> (events: [Event], error: HTTP1ParseError?) {
     var parser = HTTP1RequestParser(limits: limits)
@@ -64,11 +73,7 @@ func requestEvents(_ input: [UInt8], pieces: [Int] = [], limits: HTTP1Limits = .
                     events.append(.head(Head(method: h.method.rawValue, target: h.target, version: h.version, fields: pairs(h.fields),
                                              framing: h.framing, keepAlive: h.keepAlive, expectsContinue: h.expectsContinue, upgrade: h.upgrade)))
                 case .body(let b):
-                    if case .body(let previous) = events.last {
-                        events[events.count - 1] = .body(previous + Array(b.readableBytesView))
-                    } else {
-                        events.append(.body(Array(b.readableBytesView)))
-                    }
+                    appendBody(b, to: &events)
                 case .end(let trailers):
                     events.append(.end(trailers.map(pairs)))
                 }
@@ -115,11 +120,7 @@ func responseEvents(_ input: String, toHEAD: [Bool] = [], pieces: [Int] = [], en
         case .head(let h):
             events.append(.head(Head(status: h.status, version: h.version, fields: pairs(h.fields), framing: h.framing, keepAlive: h.keepAlive)))
         case .body(let b):
-            if case .body(let previous) = events.last {
-                events[events.count - 1] = .body(previous + Array(b.readableBytesView))
-            } else {
-                events.append(.body(Array(b.readableBytesView)))
-            }
+            appendBody(b, to: &events)
         case .end(let trailers):
             events.append(.end(trailers.map(pairs)))
         }
